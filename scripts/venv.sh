@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the project's virtual environment and installs the project into it.
+# Usage: source scripts/venv.sh   (sets $PY to the environment's python)
+# VENV picks the folder (default .venv); TF_FLAVOUR=gpu installs tensorflow[and-cuda].
+set -euo pipefail
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --upgrade pip
+"$PY" -m pip install -q -e ".[${TF_FLAVOUR:-cpu}${EXTRAS:+,$EXTRAS}]"
+export PY

