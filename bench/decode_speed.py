@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import statistics
 import time
@@ -44,7 +45,9 @@ def time_ms(fn, repeats: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args()
@@ -56,7 +59,7 @@ def main() -> None:
         for q, n in ((85, 3), (85, 6), (90, 6), (90, 12))
     }
     cases["png_1mp_1152x864"] = encoded(photo_like(1152, 864, 2), "PNG")
-    rows = []
+    rows: list[dict] = []
     for name, data in cases.items():
         ours = time_ms(lambda d=data: load_image(d, args.size, max_pixels=50_000_000), args.repeats)
         plain = time_ms(lambda d=data: plain_decode(d, args.size), max(5, args.repeats // 3))
@@ -76,7 +79,9 @@ def main() -> None:
                 "pixel_diff_max": int(diff.max()),
             }
         )
-    print(f"{'case':24} {'MB':>5} {'ours p50 ms':>12} {'plain p50 ms':>13} {'speedup':>8} {'mean |diff|':>12}")
+    print(
+        f"{'case':24} {'MB':>5} {'ours p50 ms':>12} {'plain p50 ms':>13} {'speedup':>8} {'mean |diff|':>12}"
+    )
     for r in rows:
         print(
             f"{r['case']:24} {r['bytes'] / 1e6:5.1f} {r['load_image_median_ms']:12.1f} {r['plain_decode_median_ms']:13.1f}"
@@ -84,7 +89,7 @@ def main() -> None:
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}",
+        "machine": f"{platform.machine()} {platform.processor() or ''} cores={os.cpu_count()}",
         "size": args.size,
         "repeats": args.repeats,
         "results": rows,

@@ -20,8 +20,8 @@ def photo_like(width: int, height: int, seed: int = 0, noise: float = 12.0) -> I
     small = rng.integers(0, 256, (max(2, height // 64), max(2, width // 64), 3), dtype=np.uint8)
     base = Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC)
     array = np.asarray(base, dtype=np.int16)
-    noise = rng.normal(0, noise, (height, width, 1)).astype(np.int16)
-    return Image.fromarray(np.clip(array + noise, 0, 255).astype(np.uint8))
+    grain = rng.normal(0, noise, (height, width, 1)).astype(np.int16)
+    return Image.fromarray(np.clip(array + grain, 0, 255).astype(np.uint8))
 
 
 def encoded(image: Image.Image, fmt: str, **kwargs: object) -> bytes:

@@ -20,9 +20,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Formats we accept, by what Pillow recognises from the bytes (never the file name).
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
-SUPPORTED_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-)
+SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # One filter for every resize. BILINEAR in Pillow is area-aware when shrinking
 # (its support grows with the scale), and `reducing_gap` lets Pillow shrink by
 # whole factors first, which is much faster and visually equivalent.

