@@ -112,7 +112,7 @@ def load_hed_weights(base: keras.Model, path: Path) -> None:
             base.get_layer(name).set_weights([np.asarray(group["0"]), np.asarray(group["1"])])
 
 
-def resolve_weights(spec: str, include_top: bool = False, seed: int = 0) -> tuple[str, Path | None]:
+def resolve_weights(spec: str, include_top: bool = False) -> tuple[str, Path | None]:
     """Turn `auto|imagenet|hed|none|PATH` into a concrete kind and file."""
     if spec == "auto":
         try:
@@ -146,7 +146,7 @@ def build_base(
     """A VGG16 (frozen, without top unless asked) with the weights named by `spec`."""
     if image_size % 32 or image_size < 32:
         raise ValueError(f"image size must be a multiple of 32 and at least 32, got {image_size}")
-    kind, path = resolve_weights(spec, include_top=include_top, seed=seed)
+    kind, path = resolve_weights(spec, include_top=include_top)
     keras.utils.set_random_seed(seed)
     shape = (224, 224, 3) if include_top else (image_size, image_size, 3)
     base = keras.applications.VGG16(weights=None, include_top=include_top, input_shape=shape)
