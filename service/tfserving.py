@@ -66,8 +66,8 @@ def parse_predict(body: Any) -> PredictRequest:
         raise BadRequest("the body needs exactly one of 'instances' (row) or 'inputs' (columnar)")
     columnar = "inputs" in body
     items = _unwrap(body["inputs"], "inputs") if columnar else body["instances"]
-    if not isinstance(items, list):
-        raise BadRequest("'instances' / 'inputs' must be a list")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("'instances' / 'inputs' must be a non-empty list")
     items = [_unwrap(item, f"instance {i}") for i, item in enumerate(items)]
     if items and all(isinstance(item, dict) for item in items):
         return PredictRequest(

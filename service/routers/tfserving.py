@@ -16,12 +16,12 @@ router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"])
 
 async def _predict(request: Request, state: StateDep, name: str, version: str | None) -> Any:
     assert state.predictor is not None
+    number = parse_version(version)
     try:
         body = await request.json()
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     parsed = parse_predict(body)
-    number = parse_version(version)
     if parsed.encoded is not None:
         result = await state.predictor.predict_images(name, number, parsed.encoded)
     else:

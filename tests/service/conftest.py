@@ -67,7 +67,7 @@ def models_dir(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return root
 
 
-def test_settings(models_dir: Path, **overrides: object) -> Settings:
+def make_settings(models_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "models_dir": models_dir,
         "poll_interval_s": 0,
@@ -86,7 +86,7 @@ def test_settings(models_dir: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def client(models_dir: Path) -> Iterator[TestClient]:
     """One running app over the shared repository, for the read-mostly tests."""
-    with TestClient(create_app(test_settings(models_dir))) as test_client:
+    with TestClient(create_app(make_settings(models_dir))) as test_client:
         yield test_client
 
 
@@ -100,3 +100,17 @@ def png() -> bytes:
 def jpeg() -> bytes:
     rng = np.random.default_rng(8)
     return encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "JPEG", quality=90)
+
+
+@pytest.fixture
+def fresh_dir(model_store: Path, tmp_path: Path) -> Path:
+    """A private repository holding only car_truck version 1 (tests that change it)."""
+    root = tmp_path / "models"
+    (root / "car_truck").mkdir(parents=True)
+    publish_copy(model_store, root, "car_truck", 1, 1)
+    return root
+
+
+def files(*images: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """Multipart `file` fields for TestClient."""
+    return [("file", (name, data, "application/octet-stream")) for name, data in images]
