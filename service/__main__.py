@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from types import FrameType
 
@@ -75,6 +76,11 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_exit.set()  # type: ignore[attr-defined]
         super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            # uvicorn re-raises captured signals after shutting down, which would end the
+            # process with -15. SIGTERM is an orchestrator's ordinary stop request: once the
+            # graceful shutdown has completed, exit 0.
+            self._captured_signals.remove(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
