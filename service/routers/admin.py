@@ -50,5 +50,5 @@ async def reload(state: AdminDep) -> dict[str, Any]:
     """Load any new model version now instead of at the next poll."""
     assert state.repository is not None
     loaded = await asyncio.to_thread(state.repository.reload)
-    failures = {f"{name}:{v}": why for (name, v), why in state.repository.failures.items()}
+    failures = {f"{name}:{v}": why for (name, v), why in state.repository.failures.copy().items()}
     return {"loaded": loaded, "failures": failures}
