@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -49,7 +50,9 @@ FLAGS = {
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="python -m service", description=(__doc__ or "").split("\n")[0]
+    )
     for name, kind in FLAGS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -69,12 +72,12 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 class Server(uvicorn.Server):
     """uvicorn's server, telling the app about a shutdown signal the moment it arrives."""
 
-    def __init__(self, config: uvicorn.Config, on_exit: object) -> None:
+    def __init__(self, config: uvicorn.Config, on_exit: threading.Event) -> None:
         super().__init__(config)
         self._on_exit = on_exit
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit.set()  # type: ignore[attr-defined]
+        self._on_exit.set()
         super().handle_exit(sig, frame)
         if sig == signal.SIGTERM:
             # uvicorn re-raises captured signals after shutting down, which would end the

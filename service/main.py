@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.models_dir.is_dir():
+            log.warning("models directory %s does not exist; nothing to serve", settings.models_dir)
         repo = build_repository(settings, state.metrics)
         state.repository = repo
         state.predictor = Predictor(repo, settings, state.metrics)
