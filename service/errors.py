@@ -1,0 +1,78 @@
+"""Domain errors of the service, each with the HTTP status it maps to.
+
+No FastAPI here: the repository, batcher and request parsing raise these and
+`service.http_errors` turns them into `{"error": ..., "status": ...}` responses.
+"""
+
+from __future__ import annotations
+
+from imaging.decode import CorruptImageError, ImageError, ImageTooLargeError, NotAnImageError
+
+
+class ServiceError(Exception):
+    """An error a client can act on; `status` is the HTTP status code."""
+
+    status = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class ModelNotFound(ServiceError):
+    status = 404
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status = 415
+
+
+class Unprocessable(ServiceError):
+    status = 422
+
+
+class NotReady(ServiceError):
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class Overloaded(NotReady):
+    """The batch queue is full: come back shortly rather than wait without limit."""
+
+
+class InferenceTimeout(ServiceError):
+    status = 504
+
+
+_IMAGE_STATUS: dict[type[ImageError], int] = {
+    NotAnImageError: 415,
+    ImageTooLargeError: 413,
+    CorruptImageError: 422,
+}
+
+
+def image_error_status(exc: ImageError) -> int:
+    """The HTTP status of an `imaging` decode error (422 for any other ImageError)."""
+    for kind, status in _IMAGE_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 422
+
+
+def from_image_error(exc: ImageError, filename: str | None = None) -> ServiceError:
+    where = f"{filename}: " if filename else ""
+    error = ServiceError(f"{where}{exc}")
+    error.status = image_error_status(exc)
+    return error

@@ -1,0 +1,156 @@
+"""From request bytes to ranked classes: decode in a thread pool, batch, rank.
+
+No FastAPI here. Images are decoded by `imaging.load_image`, the same function
+training uses, in a small thread pool so the event loop never runs Pillow; the
+model call goes through the version's `DynamicBatcher` so it never runs
+TensorFlow either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imaging.decode import ImageError, load_image
+from service.errors import BadRequest, PayloadTooLarge, Unprocessable, from_image_error
+from service.metrics import Metrics
+from service.model_version import ModelVersion
+from service.repository import ModelRepository
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: ModelVersion  # labels and class ids stay readable after the version is released
+    probabilities: np.ndarray  # [n, classes]
+
+
+def ranked_classes(
+    model: ModelVersion, scores: Sequence[float], top: int | None = None
+) -> list[dict[str, Any]]:
+    """Every class (or the best `top`) as `{class_id, label, score}`, best first."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    if top is not None:
+        order = order[:top]
+    return [
+        {"class_id": model.class_ids[i], "label": model.labels[i], "score": float(scores[i])}
+        for i in order
+    ]
+
+
+def check_scores(model: ModelVersion, rows: Any) -> np.ndarray:
+    """Validate client-sent scores for `decode_predictions` (width, numbers, finite)."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+        raise Unprocessable("'predictions' must be a non-empty list of lists of scores")
+    width = len(model.labels)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise Unprocessable(
+                f"predictions[{i}] has {len(row)} scores; {model.name} has {width} classes"
+            )
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in row):
+            raise Unprocessable(f"predictions[{i}] must hold numbers only")
+        if not all(math.isfinite(x) for x in row):
+            raise Unprocessable(f"predictions[{i}] holds NaN or infinite scores")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def prediction_body(
+    model: ModelVersion,
+    probabilities: np.ndarray,
+    filenames: Sequence[str | None],
+    top: int | None = None,
+) -> dict[str, Any]:
+    """The JSON of /predict and /decode_predictions: per image, its classes best first."""
+    return {
+        "model": model.name,
+        "version": model.version,
+        "predictions": [
+            {"filename": filename, "classes": ranked_classes(model, row.tolist(), top)}
+            for filename, row in zip(filenames, probabilities, strict=True)
+        ],
+    }
+
+
+class Predictor:
+    """Decode + batch + predict for any loaded model; shared by every route."""
+
+    def __init__(self, repository: ModelRepository, settings: Settings, metrics: Metrics) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.metrics = metrics
+        self._pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def check_count(self, n: int) -> None:
+        if n == 0:
+            raise BadRequest(
+                "the request holds no image; send multipart field 'file' or a raw image body"
+            )
+        if n > self.settings.max_images_per_request:
+            raise PayloadTooLarge(
+                f"{n} images in one request; the limit is {self.settings.max_images_per_request}"
+            )
+
+    def _decode_one(self, item: ImageInput, size: int) -> np.ndarray:
+        began = time.perf_counter()
+        try:
+            return load_image(item.data, size, max_pixels=self.settings.max_image_pixels)
+        except ImageError as exc:
+            raise from_image_error(exc, item.filename) from exc
+        finally:
+            self.metrics.decode_seconds.observe(time.perf_counter() - began)
+
+    async def decode(self, items: Sequence[ImageInput], size: int) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        arrays = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._decode_one, item, size) for item in items)
+        )
+        return np.stack(arrays)
+
+    async def predict_images(
+        self, name: str, version: int | None, items: Sequence[ImageInput]
+    ) -> Prediction:
+        """Decode `items` at the model's input size and predict them in one batched call."""
+        self.check_count(len(items))
+        with self.repository.lease(name, version) as model:
+            images = await self.decode(items, model.image_size)
+            return await self._run(model, images)
+
+    async def predict_arrays(
+        self, name: str, version: int | None, images: np.ndarray
+    ) -> Prediction:
+        """Predict already-decoded uint8 arrays (TF Serving's raw-tensor instances)."""
+        self.check_count(len(images))
+        with self.repository.lease(name, version) as model:
+            expected = (model.image_size, model.image_size, 3)
+            if images.shape[1:] != expected:
+                raise Unprocessable(
+                    f"each instance must be a uint8 array of shape {list(expected)}, "
+                    f"got {list(images.shape[1:])}"
+                )
+            return await self._run(model, images)
+
+    async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
+        assert model.batcher is not None
+        probs = await model.batcher.predict(images, self.settings.request_timeout_s)
+        best = probs.argmax(axis=1)
+        for row, index in zip(probs, best, strict=True):
+            self.metrics.predictions.labels(model=model.name, label=model.labels[index]).inc()
+            self.metrics.confidence.labels(model=model.name).observe(float(row[index]))
+        return Prediction(model, probs)

@@ -1,0 +1,90 @@
+"""Assemble the FastAPI app: settings, devices, repository, routers, errors, middleware.
+
+`create_app(settings)` is the factory (`uvicorn --factory service.main:create_app`);
+`python -m service` is the usual way to run it. The lifespan loads every model
+(warmed up) before the app reports ready, starts the directory poller, and on
+shutdown lets every batcher finish its queue before the models are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.gpu import configure_devices
+from service.http_errors import install_error_handlers
+from service.inference import Predictor
+from service.metrics import Metrics
+from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.model_version import BatchingConfig
+from service.repository import ModelRepository
+from service.routers import admin, demo_page, health, models, predict, tfserving
+from service.settings import Settings
+from service.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def build_repository(settings: Settings, metrics: Metrics) -> ModelRepository:
+    device = configure_devices(
+        settings.gpu_memory_limit_mb, settings.tf_intra_op_threads, settings.tf_inter_op_threads
+    )
+    batching = BatchingConfig(
+        buckets=settings.buckets,
+        max_delay_s=settings.max_batch_delay_ms / 1000.0,
+        max_queue=settings.max_queue,
+    )
+    return ModelRepository(settings.models_dir, device, batching, settings.pins, metrics)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = AppState(settings=settings, metrics=Metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.models_dir.is_dir():
+            log.warning("models directory %s does not exist; nothing to serve", settings.models_dir)
+        repo = build_repository(settings, state.metrics)
+        state.repository = repo
+        state.predictor = Predictor(repo, settings, state.metrics)
+        # Loading runs in a thread: /healthz answers (and /readyz says 503) meanwhile.
+        await asyncio.to_thread(repo.reload)
+        loaded = {name: [m.version for m in repo.versions(name)] for name in repo.names()}
+        log.info("serving %s from %s", loaded or "no model", settings.models_dir)
+        repo.start_polling(settings.poll_interval_s)
+        try:
+            yield
+        finally:
+            state.shutting_down.set()
+            await asyncio.to_thread(repo.close, settings.graceful_timeout_s)
+            state.predictor.close()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="vgg-transfer-service",
+        summary="VGG16 transfer-learning classifiers: predict, decode_predictions, TF Serving.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    for router in (
+        predict.router,
+        tfserving.router,
+        models.router,
+        health.router,
+        admin.router,
+        demo_page.router,
+    ):
+        app.include_router(router)
+    # Last added runs first: metrics see every answer, including the 413 of the body cap.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        MetricsMiddleware, metrics=state.metrics, default_model=settings.default_model
+    )
+    return app

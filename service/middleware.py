@@ -1,0 +1,126 @@
+"""ASGI middleware: a hard cap on request bytes, and per-request metrics.
+
+The cap is applied before any route or form parser sees the body: a declared
+Content-Length over the limit is refused at once, and a body streamed without
+one is read only up to the limit. Either way the answer is a 413 JSON error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from service.metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+MODEL_ENDPOINTS = ("/predict", "/decode_predictions")
+
+
+async def _send_json(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message, "status": status}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        too_big = f"the request body is larger than the limit of {self.max_bytes} bytes"
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, too_big)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json(send, 413, too_big)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class MetricsMiddleware:
+    """Counts requests by endpoint (route template), model and status; times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, default_model: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.default_model = default_model
+
+    def _model(self, scope: Scope, endpoint: str) -> str:
+        name = (scope.get("path_params") or {}).get("name")
+        if name:
+            return str(name)
+        if endpoint in MODEL_ENDPOINTS:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            return query.get("model", [self.default_model])[0]
+        return ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        began = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.request_seconds.labels(endpoint=endpoint).observe(
+                time.perf_counter() - began
+            )
+            # An unknown model name is client text: keep it out of the label set.
+            model = "" if status == 404 else self._model(scope, endpoint)
+            self.metrics.requests.labels(endpoint=endpoint, model=model, status=str(status)).inc()

@@ -1,0 +1,196 @@
+"""`ModelRepository`: which model versions are loaded, and keeping them current.
+
+TensorFlow Serving's "latest" policy: for every model under `models_dir` the
+highest valid integer version serves, plus any versions pinned in settings. A
+new version is loaded beside the old one, checked and warmed up
+(`model_version.load_model_version`), then swapped in under a lock; the old one
+is released once its in-flight requests finish. A version that fails is logged
+with its reason, counted, remembered (versions are never rewritten, so it is not
+retried) and skipped; the old one keeps serving. Folders without metadata.json
+are still being written by a non-atomic writer and are looked at again later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from service.errors import ModelNotFound
+from service.metrics import Metrics
+from service.model_version import (
+    BatchingConfig,
+    InvalidModelError,
+    ModelVersion,
+    load_model_version,
+)
+from training.repository import METADATA_FILE, list_models, list_versions
+
+log = logging.getLogger(__name__)
+
+
+class ModelRepository:
+    def __init__(
+        self,
+        models_dir: Path,
+        device: str,
+        batching: BatchingConfig,
+        pins: dict[str, set[int]] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.models_dir = Path(models_dir)
+        self.device = device
+        self._batching = batching
+        self._pins = pins or {}
+        self._metrics = metrics
+        self._loaded: dict[str, dict[int, ModelVersion]] = {}
+        self._latest: dict[str, int] = {}
+        self.failures: dict[tuple[str, int], str] = {}
+        self._lock = threading.RLock()  # guards _loaded/_latest (readers are requests)
+        self._reload_lock = threading.Lock()  # one reload at a time (poller or admin)
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.scanned = False  # True after the first complete scan
+
+    # ---- reading (event loop) ----------------------------------------------------------
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._latest)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        with self._lock:
+            return [self._loaded[name][v] for v in sorted(self._loaded.get(name, {}))]
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """The latest (or the named) loaded version; ModelNotFound (404) if there is none."""
+        with self._lock:
+            if name not in self._latest:
+                known = ", ".join(sorted(self._latest)) or "none"
+                raise ModelNotFound(f"model {name!r} is not loaded; loaded models: {known}")
+            if version is None:
+                return self._loaded[name][self._latest[name]]
+            if version not in self._loaded[name]:
+                have = ", ".join(str(v) for v in sorted(self._loaded[name]))
+                raise ModelNotFound(
+                    f"version {version} of {name!r} is not loaded; loaded versions: {have}"
+                )
+            return self._loaded[name][version]
+
+    @contextlib.contextmanager
+    def lease(self, name: str, version: int | None = None) -> Iterator[ModelVersion]:
+        """Hold a version for one request so a swap cannot release it underneath."""
+        with self._lock:
+            model = self.get(name, version)
+            model.acquire()
+        try:
+            yield model
+        finally:
+            model.release()
+
+    def missing_pins(self) -> list[str]:
+        with self._lock:
+            return [
+                f"{name}:{v}"
+                for name, versions in sorted(self._pins.items())
+                for v in sorted(versions)
+                if v not in self._loaded.get(name, {})
+            ]
+
+    # ---- loading (poller thread or admin request, never the event loop) ----------------
+    def reload(self) -> dict[str, list[int]]:
+        """Scan the directory once, load what is new; returns the loaded versions by model."""
+        with self._reload_lock:
+            for name in list_models(self.models_dir):
+                self._refresh_model(name)
+            self.scanned = True
+        with self._lock:
+            return {name: sorted(vs) for name, vs in sorted(self._loaded.items())}
+
+    def _refresh_model(self, name: str) -> None:
+        current = self._latest.get(name, 0)
+        versions = list_versions(self.models_dir / name)
+        # Newest first: the first one that loads becomes the latest.
+        for version in sorted((v for v in versions if v > current), reverse=True):
+            if (name, version) in self.failures:
+                continue
+            model = self._try_load(name, version)
+            if model is not None:
+                self._swap_in(model, make_latest=True)
+                break
+        for version in sorted(self._pins.get(name, set())):
+            with self._lock:
+                present = version in self._loaded.get(name, {})
+            if not present and version in versions and (name, version) not in self.failures:
+                model = self._try_load(name, version)
+                if model is not None:
+                    self._swap_in(model, make_latest=False)
+
+    def _try_load(self, name: str, version: int) -> ModelVersion | None:
+        path = self.models_dir / name / str(version)
+        if not (path / METADATA_FILE).is_file():
+            log.info(
+                "model %s version %d has no %s yet; skipped for now", name, version, METADATA_FILE
+            )
+            return None
+        try:
+            return load_model_version(
+                name, version, path, self.device, self._batching, self._metrics
+            )
+        except InvalidModelError as exc:
+            reason = str(exc)
+        except Exception as exc:  # anything else a broken export raises: skip it, keep serving
+            reason = f"{type(exc).__name__}: {exc}"
+        self.failures[(name, version)] = reason
+        log.error("model %s version %d not loaded: %s", name, version, reason)
+        if self._metrics is not None:
+            self._metrics.load_failures.labels(model=name).inc()
+        return None
+
+    def _swap_in(self, model: ModelVersion, make_latest: bool) -> None:
+        name = model.name
+        retired: ModelVersion | None = None
+        with self._lock:
+            self._loaded.setdefault(name, {})[model.version] = model
+            previous = self._latest.get(name)
+            if make_latest or previous is None:
+                self._latest[name] = model.version
+                if previous is not None and previous not in self._pins.get(name, set()):
+                    retired = self._loaded[name].pop(previous)
+        if self._metrics is not None:
+            self._metrics.model_loaded.labels(model=name, version=str(model.version)).set(1)
+            if retired is not None:
+                self._metrics.model_loaded.remove(name, str(retired.version))
+        log.info("model %s now serves version %d", name, self._latest[name])
+        if retired is not None:
+            retired.retire()
+
+    # ---- poller and shutdown -------------------------------------------------------
+    def start_polling(self, interval_s: float) -> None:
+        if interval_s <= 0:
+            return
+
+        def poll() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.reload()
+                except Exception:  # a failing scan must never stop the poller
+                    log.exception("model directory scan failed")
+
+        self._poller = threading.Thread(target=poll, name="model-poller", daemon=True)
+        self._poller.start()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop polling; every batcher finishes its queued work, then all versions unload."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout_s)
+        with self._lock:
+            models = [m for versions in self._loaded.values() for m in versions.values()]
+            self._loaded.clear()
+            self._latest.clear()
+        for model in models:
+            if model.batcher is not None:
+                model.batcher.close(timeout_s)
+            model.retire()

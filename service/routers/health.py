@@ -1,0 +1,40 @@
+"""GET /healthz (alive), GET /readyz (models loaded and warmed), GET /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from service.gpu import gpu_memory_in_use
+from service.schemas import HealthResponse, ReadyError
+from service.state import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz() -> dict[str, str]:
+    """The process is alive and its event loop answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": ReadyError}})
+async def readyz(state: StateDep) -> JSONResponse:
+    """Ready when every configured model is loaded and warmed up, and not shutting down."""
+    reasons = state.not_ready_reasons()
+    if reasons:
+        return JSONResponse(
+            {"error": "not ready: " + "; ".join(reasons), "status": 503, "reasons": reasons},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse({"status": "ready", "reasons": []})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(state: StateDep) -> Response:
+    """Prometheus text format."""
+    gpu = await asyncio.to_thread(gpu_memory_in_use)
+    return Response(state.metrics.render(gpu), media_type=state.metrics.content_type)

@@ -1,0 +1,122 @@
+"""TensorFlow Serving's REST shapes: parse predict bodies, build status and metadata.
+
+No FastAPI here. Accepted predict bodies (one input, so both of TF Serving's
+formats reduce to a list of images):
+- row format: `{"instances": [<instance>, ...]}`
+- columnar format: `{"inputs": [<instance>, ...]}` or `{"inputs": {"images": [...]}}`
+where an instance is `{"b64": "<base64 image bytes>"}`, the named form
+`{"images": {"b64": ...}}` (or `image_bytes`, the input of `serve_bytes`), or a
+uint8 pixel array `[[[r, g, b], ...], ...]` at the model's input size. Encoded
+images go through `imaging.load_image` like every other request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.errors import BadRequest, Unprocessable
+from service.inference import ImageInput
+from service.model_version import INPUT, SIGNATURE, ModelVersion
+
+SIGNATURES = (SIGNATURE, "serve_bytes")
+INPUT_NAMES = (INPUT, "image_bytes")
+
+
+@dataclass
+class PredictRequest:
+    columnar: bool
+    encoded: list[ImageInput] | None = None  # b64 images
+    arrays: np.ndarray | None = None  # raw uint8 tensors
+
+
+def _b64(value: Any, where: str) -> ImageInput:
+    if not isinstance(value.get("b64"), str):
+        raise BadRequest(f"{where}: 'b64' must be a base64 string")
+    try:
+        return ImageInput(base64.b64decode(value["b64"], validate=True), None)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"{where}: invalid base64 ({exc})") from exc
+
+
+def _unwrap(instance: Any, where: str) -> Any:
+    """`{"images": X}` / `{"image_bytes": X}` -> X; anything else unchanged."""
+    if isinstance(instance, dict) and "b64" not in instance:
+        named = [key for key in INPUT_NAMES if key in instance]
+        if len(instance) != 1 or not named:
+            raise BadRequest(
+                f'{where}: expected {{"b64": ...}} or a single input named '
+                f"{' or '.join(INPUT_NAMES)}, got keys {sorted(instance)}"
+            )
+        return instance[named[0]]
+    return instance
+
+
+def parse_predict(body: Any) -> PredictRequest:
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object like {"instances": [{"b64": "..."}]}')
+    signature = body.get("signature_name", SIGNATURE)
+    if signature not in SIGNATURES:
+        raise BadRequest(f"unknown signature_name {signature!r}; use {' or '.join(SIGNATURES)}")
+    if ("instances" in body) == ("inputs" in body):
+        raise BadRequest("the body needs exactly one of 'instances' (row) or 'inputs' (columnar)")
+    columnar = "inputs" in body
+    items = _unwrap(body["inputs"], "inputs") if columnar else body["instances"]
+    if not isinstance(items, list) or not items:
+        raise BadRequest("'instances' / 'inputs' must be a non-empty list")
+    items = [_unwrap(item, f"instance {i}") for i, item in enumerate(items)]
+    if items and all(isinstance(item, dict) for item in items):
+        return PredictRequest(
+            columnar, encoded=[_b64(it, f"instance {i}") for i, it in enumerate(items)]
+        )
+    if any(isinstance(item, dict) for item in items):
+        raise BadRequest('mixing {"b64": ...} instances with pixel arrays is not supported')
+    try:
+        arrays = np.asarray(items)
+    except ValueError as exc:  # ragged nesting
+        raise Unprocessable(f"the pixel arrays have inconsistent shapes: {exc}") from exc
+    if arrays.ndim != 4 or arrays.shape[-1] != 3 or not np.issubdtype(arrays.dtype, np.integer):
+        raise Unprocessable(
+            "pixel instances must be integer arrays of shape [height, width, 3]; "
+            f"got an array of shape {list(arrays.shape)} and type {arrays.dtype}"
+        )
+    if arrays.size and (arrays.min() < 0 or arrays.max() > 255):
+        raise Unprocessable("pixel values must be between 0 and 255 (uint8)")
+    return PredictRequest(columnar, arrays=arrays.astype(np.uint8))
+
+
+def parse_version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise BadRequest(f"model version must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def version_status(models: list[ModelVersion]) -> dict[str, Any]:
+    return {
+        "model_version_status": [
+            {
+                "version": str(m.version),
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+                "device": m.device,
+            }
+            for m in sorted(models, key=lambda m: -m.version)
+        ]
+    }
+
+
+def model_metadata(model: ModelVersion) -> dict[str, Any]:
+    return {
+        "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: model.signature_def}}},
+        "labels": model.labels,
+        "image_size": model.image_size,
+        "device": model.device,
+        "base_weights": model.metadata.get("base_weights"),
+    }

@@ -1,0 +1,98 @@
+"""Dynamic batching: concurrent requests share model calls and each gets its own answer."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from fastapi.testclient import TestClient
+
+from imaging.decode import load_image
+from service.batcher import DynamicBatcher
+from service.errors import Overloaded
+from service.main import create_app
+from tests.conftest import encode
+from tests.service.conftest import SIZE, make_settings
+
+
+def test_batching_concurrent_requests_share_model_calls(fresh_dir: Path) -> None:
+    n = 8
+    rng = np.random.default_rng(3)
+    images = [encode(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)) for _ in range(n)]
+    # What the SavedModel says for each image on its own, one call per image.
+    saved = tf.saved_model.load(str(fresh_dir / "car_truck" / "1"))
+    alone = [
+        saved.signatures["serving_default"](images=tf.constant(load_image(image, SIZE)[None]))[
+            "probabilities"
+        ].numpy()[0]
+        for image in images
+    ]
+    assert len({round(float(row[0]), 6) for row in alone}) > 1  # the answers tell images apart
+    # A generous delay so every request joins the first batches even on a busy machine.
+    settings = make_settings(
+        fresh_dir, max_batch_size=8, batch_sizes="1,8", max_batch_delay_ms=1000
+    )
+    with TestClient(create_app(settings)) as client:
+        batcher = client.app.state.service.repository.get("car_truck").batcher  # type: ignore[attr-defined]
+        calls_before = batcher.model_calls
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            together = list(pool.map(lambda image: client.post("/predict", content=image), images))
+        calls = batcher.model_calls - calls_before
+    assert all(response.status_code == 200 for response in together)
+    assert calls < n
+    for single, batched in zip(alone, together, strict=True):
+        classes = batched.json()["predictions"][0]["classes"]
+        got = [c["score"] for c in sorted(classes, key=lambda c: c["class_id"])]
+        assert np.max(np.abs(np.array(got) - single)) <= 1e-5
+
+
+def echo_rows(seen: list[int]) -> object:
+    """A stand-in model for the batcher's own mechanics: row i answers its first pixel."""
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        seen.append(len(images))
+        return images[:, 0, 0, :2].astype(np.float32)
+
+    return predict
+
+
+def batch_of(value: int, n: int = 1) -> np.ndarray:
+    return np.full((n, 2, 2, 3), value, np.uint8)
+
+
+def test_batcher_pads_to_buckets_and_splits_large_requests() -> None:
+    seen: list[int] = []
+    batcher = DynamicBatcher(echo_rows(seen), "echo", [1, 4], max_delay_s=0.0, max_queue=64)
+    try:
+        three = batcher.submit(batch_of(3, 3)).result(timeout=10)
+        assert three.shape == (3, 2) and np.all(three == 3)
+        nine = batcher.submit(batch_of(9, 9)).result(timeout=10)
+        assert nine.shape == (9, 2) and np.all(nine == 9)
+    finally:
+        batcher.close(timeout_s=10)
+    assert seen == [4, 4, 4, 1]  # 3 padded to 4; 9 split into 4 + 4 + 1
+    assert batcher.model_calls == 4
+
+
+def test_batcher_close_finishes_queued_work() -> None:
+    release = threading.Event()
+    seen: list[int] = []
+    inner = echo_rows(seen)
+
+    def slow(images: np.ndarray) -> np.ndarray:
+        release.wait(10)
+        return inner(images)  # type: ignore[operator]
+
+    batcher = DynamicBatcher(slow, "slow", [1, 2], max_delay_s=0.0, max_queue=2)
+    first = batcher.submit(batch_of(1))
+    second = batcher.submit(batch_of(2))
+    with pytest.raises(Overloaded):
+        batcher.submit(batch_of(3, 2))
+    release.set()
+    batcher.close(timeout_s=10)
+    assert first.result(timeout=1)[0, 0] == 1
+    assert second.result(timeout=1)[0, 0] == 2

@@ -1,0 +1,59 @@
+"""GET /metrics: the named series exist and move when requests are made."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.conftest import files
+
+
+def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def value(data: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return data.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(data: dict, name: str) -> float:  # type: ignore[type-arg]
+    return sum(v for (n, _), v in data.items() if n == name)
+
+
+def test_metrics_series_move_with_requests(client: TestClient, png: bytes) -> None:
+    before = samples(client)
+    ok = client.post("/predict?model=car_truck", files=files(("a.png", png), ("b.png", png)))
+    assert ok.status_code == 200
+    bad = client.post("/predict?model=car_truck", content=b"not an image")
+    assert bad.status_code == 415
+    after = samples(client)
+
+    labels = {"endpoint": "/predict", "model": "car_truck"}
+    for status in ("200", "415"):
+        name = "vggsvc_requests_total"
+        assert (
+            value(after, name, **labels, status=status)
+            == value(before, name, **labels, status=status) + 1
+        )
+    for name in (
+        "vggsvc_request_duration_seconds_count",
+        "vggsvc_decode_duration_seconds_count",
+        "vggsvc_queue_wait_seconds_count",
+        "vggsvc_inference_duration_seconds_count",
+        "vggsvc_batch_size_count",
+        "vggsvc_model_calls_total",
+        "vggsvc_predictions_total",
+        "vggsvc_prediction_confidence_count",
+    ):
+        assert total(after, name) > total(before, name), name
+    assert total(after, "vggsvc_predictions_total") == total(before, "vggsvc_predictions_total") + 2
+    assert value(after, "vggsvc_model_version_loaded", model="car_truck", version="1") == 1
+    assert ("vggsvc_queue_depth", frozenset({("model", "car_truck")})) in after
+    assert ("vggsvc_requests_in_flight", frozenset()) in after

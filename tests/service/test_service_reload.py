@@ -1,0 +1,135 @@
+"""Hot reload: new versions swap in without a failed request; broken ones are skipped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from service.main import create_app
+from tests.service.conftest import make_settings, publish_copy
+
+
+def wait_for(condition, timeout_s: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def publish_broken(models_dir: Path, store: Path, version: int) -> None:
+    """A complete-looking version whose SavedModel is garbage."""
+    path = publish_copy(store, models_dir, "car_truck", 2, version)
+    (path / "saved_model.pb").write_bytes(b"this is not a protobuf")
+
+
+def failures_metric(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith('vggsvc_model_load_failures_total{model="car_truck"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_reload_switches_to_new_version_without_failed_requests(
+    fresh_dir: Path, model_store: Path, png: bytes
+) -> None:
+    settings = make_settings(fresh_dir, poll_interval_s=0.2)
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+    with TestClient(create_app(settings)) as client:
+
+        def hammer() -> None:
+            while not stop.is_set():
+                response = client.post("/predict", content=png)
+                statuses.append(response.status_code)
+                versions.append(response.headers.get("X-Model-Version", "?"))
+
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        try:
+            assert wait_for(lambda: len(versions) >= 3)
+            publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+            assert wait_for(lambda: versions[-1:] == ["2"]), "never switched to version 2"
+            count = len(versions)
+            assert wait_for(lambda: len(versions) >= count + 3)
+        finally:
+            stop.set()
+            worker.join()
+        assert set(statuses) == {200}
+        assert versions[0] == "1" and versions[-1] == "2"
+        # Once switched, never back: the swap is atomic.
+        assert "1" not in versions[versions.index("2") :]
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        assert wait_for(lambda: [m.version for m in repo.versions("car_truck")] == [2])
+
+        # A broken version 3 is logged, counted and skipped; 2 keeps serving.
+        before = failures_metric(client)
+        publish_broken(fresh_dir, model_store, 3)
+        assert wait_for(lambda: ("car_truck", 3) in repo.failures)
+        assert "SavedModel" in repo.failures[("car_truck", 3)]
+        assert failures_metric(client) == before + 1
+        response = client.post("/predict", content=png)
+        assert response.status_code == 200 and response.headers["X-Model-Version"] == "2"
+        assert client.get("/readyz").status_code == 200
+
+
+def test_reload_old_version_released_after_in_flight_requests(
+    fresh_dir: Path, model_store: Path, png: bytes
+) -> None:
+    with TestClient(create_app(make_settings(fresh_dir))) as client:
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        with repo.lease("car_truck") as old:
+            publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+            assert repo.reload() == {"car_truck": [2]}
+            # The request holding version 1 can still finish on it.
+            assert old.batcher.submit(np.zeros((1, 32, 32, 3), np.uint8)).result(10).shape == (1, 2)
+            assert old._fn is not None
+        assert old._fn is None  # released when the last request let go
+        assert client.post("/predict", content=png).headers["X-Model-Version"] == "2"
+
+
+def test_reload_ignores_incomplete_and_invalid_folders(fresh_dir: Path, png: bytes) -> None:
+    model_dir = fresh_dir / "car_truck"
+    (model_dir / "5").mkdir()  # no metadata.json: still being written
+    (model_dir / ".tmp-abc").mkdir()
+    (model_dir / "0").mkdir()
+    (model_dir / "v3").mkdir()
+    (model_dir / "7").write_text("a file, not a folder")
+    with TestClient(create_app(make_settings(fresh_dir))) as client:
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        assert repo.reload() == {"car_truck": [1]}
+        assert repo.failures == {}
+        assert client.post("/predict", content=png).headers["X-Model-Version"] == "1"
+
+
+def test_reload_wrong_label_count_is_rejected(fresh_dir: Path, model_store: Path) -> None:
+    path = publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+    meta = (path / "metadata.json").read_text().replace('"truck"', '"truck", "bus"')
+    (path / "metadata.json").write_text(meta)
+    with TestClient(create_app(make_settings(fresh_dir))) as client:
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        assert "3 labels" in repo.failures[("car_truck", 2)]
+        assert client.get("/models").json()["models"][0]["version"] == 1
+
+
+def test_reload_pinned_version_stays_loaded(fresh_dir: Path, model_store: Path, png: bytes) -> None:
+    publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+    settings = make_settings(fresh_dir, pinned_versions="car_truck:1")
+    with TestClient(create_app(settings)) as client:
+        status = client.get("/v1/models/car_truck").json()["model_version_status"]
+        assert [s["version"] for s in status] == ["2", "1"]
+        assert client.post("/predict", content=png).headers["X-Model-Version"] == "2"
+        import base64
+
+        body = {"instances": [{"b64": base64.b64encode(png).decode()}]}
+        pinned = client.post("/v1/models/car_truck/versions/1:predict", json=body)
+        latest = client.post("/v1/models/car_truck/versions/2:predict", json=body)
+        assert pinned.status_code == 200 and latest.status_code == 200
+        assert pinned.json() != latest.json()  # two different models answer
+        assert client.get("/readyz").status_code == 200
