@@ -50,8 +50,8 @@ FROM base AS runtime
 ARG APP_UID=10001
 RUN groupadd --system --gid "$APP_UID" app \
  && useradd --system --uid "$APP_UID" --gid app --home-dir /home/app --create-home app \
- && mkdir -p /models \
- && chown app:app /models
+ && mkdir -p /models /var/cache/vgg-transfer \
+ && chown app:app /models /var/cache/vgg-transfer
 COPY --from=builder /opt/venv /opt/venv
 # Keras only reads its cache from a directory it can write to, so the app user owns it.
 COPY --from=weights --chown=app:app /opt/keras /opt/keras
@@ -59,10 +59,11 @@ COPY --from=weights /opt/models-builtin /opt/models-builtin
 COPY --chmod=0755 scripts/container-entrypoint.sh /usr/local/bin/container-entrypoint
 ENV VGGSVC_HOST=0.0.0.0 \
     VGGSVC_PORT=8000 \
-    VGGSVC_MODELS_DIR=/models
+    VGGSVC_MODELS_DIR=/models \
+    TRAINING_CACHE_DIR=/var/cache/vgg-transfer
 USER app
 WORKDIR /home/app
-VOLUME ["/models"]
+VOLUME ["/models", "/var/cache/vgg-transfer"]
 EXPOSE 8000
 # /healthz answers as soon as the process serves HTTP; loading VGG16 may take a while first.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
