@@ -53,10 +53,14 @@ example=$(find "$DATA_DIR/valid" -type f -print -quit 2>/dev/null || true)
 example=${example:-path/to/picture.jpg}
 base_url="http://$SERVICE_HOST:$SERVICE_PORT"
 step "starting the service on $base_url (demo page: $base_url/)"
+decode_model=car_truck
+if compgen -G "$MODELS_DIR/vgg16_imagenet/[0-9]*/metadata.json" >/dev/null; then
+  decode_model=vgg16_imagenet
+fi
 cat <<TRY
 Once $base_url/readyz answers 200, try:
   curl -F "file=@$example" "$base_url/predict?model=car_truck"
-  curl -F "file=@$example" "$base_url/decode_predictions?model=vgg16_imagenet&top=5"
+  curl -F "file=@$example" "$base_url/decode_predictions?model=$decode_model&top=5"
 
 TRY
 exec "$PY" -m service --models-dir "$MODELS_DIR" --host "$SERVICE_HOST" --port "$SERVICE_PORT"

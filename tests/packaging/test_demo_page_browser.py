@@ -152,6 +152,26 @@ def test_demo_page_upload_shows_labelled_scores(page: Any, service_url: str) -> 
     assert all(url.startswith(own) for url in page.requested), page.requested
 
 
+def test_demo_page_dropped_image_is_classified(page: Any) -> None:
+    picture = encode(np.full((32, 32, 3), 200, dtype=np.uint8))
+    # What a browser hands the page when a file is dropped on it: a DataTransfer with the file.
+    dropped = page.evaluate_handle(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            const file = new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"});
+            transfer.items.add(file);
+            return transfer;
+        }""",
+        list(picture),
+    )
+    page.dispatch_event("[data-testid=drop-zone]", "drop", {"dataTransfer": dropped})
+    page.wait_for_selector("#prediction-bars [data-testid=class-bar], #error:not([hidden])")
+    assert page.get_by_test_id("error").is_hidden(), page.get_by_test_id("error").inner_text()
+    labels = page.locator("#prediction-bars [data-testid=class-label]").all_inner_texts()
+    assert sorted(labels) == LABELS
+    assert page.get_by_test_id("preview").evaluate("img => img.naturalWidth") == 32
+
+
 def test_demo_page_non_image_shows_error_in_words(page: Any) -> None:
     page.get_by_test_id("file-input").set_input_files(
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a picture at all"}
