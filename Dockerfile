@@ -37,12 +37,14 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # ---- weights: bake the ImageNet VGG16 weights and the vgg16_imagenet export ----
 FROM builder AS weights
-# Both ImageNet files into the Keras cache: without top for training (`--base-weights auto`
-# finds them offline), with top for the 1000-class vgg16_imagenet model.
+# The weights without top stay in the Keras cache, so training in the container
+# (`--base-weights auto`) finds ImageNet offline. The 528 MB file with top is only needed to
+# export vgg16_imagenet, which then carries those weights itself: it is not kept twice.
 # KERAS_HOME must exist first: Keras falls back to /tmp/.keras when its home is not writable.
 RUN mkdir -p /opt/keras \
  && python -c "import keras; keras.applications.VGG16(weights='imagenet', include_top=False)" \
  && python -m training export-imagenet --models-dir /opt/models-builtin --weights imagenet \
+ && rm /opt/keras/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5 \
  && ls -l /opt/keras/models /opt/models-builtin/vgg16_imagenet
 
 # ---- runtime: the venv, the weights and the built-in models; no compilers, no source ----
