@@ -1,0 +1,100 @@
+"""Readers for the deployment files (Dockerfile, compose, shell scripts) that the tests check.
+
+No Docker engine runs on the development and CI machines, so the tests read these files
+the way Docker and Compose would and check what can be checked without building.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+OUR_MODULES = ("training", "service")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case: FROM, RUN, COPY, ...
+    args: str  # everything after the keyword, continuation lines joined
+
+
+def dockerfile_instructions(path: Path = REPO / "Dockerfile") -> list[Instruction]:
+    """The Dockerfile's instructions: comments dropped, `\\` continuations joined."""
+    instructions, pending = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not pending):
+            continue  # Docker drops comment lines, also inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).strip().partition(" ")
+        instructions.append(Instruction(keyword.upper(), args.strip()))
+        pending = ""
+    return instructions
+
+
+def split_args(args: str) -> list[str]:
+    """Exec form (`["a", "b"]`) or shell form, as a list of words."""
+    return json.loads(args) if args.startswith("[") else shlex.split(args)
+
+
+def copy_sources(instructions: list[Instruction]) -> list[str]:
+    """Source paths of every COPY/ADD that reads the build context (not `--from=<stage>`)."""
+    sources = []
+    for ins in instructions:
+        if ins.keyword not in ("COPY", "ADD"):
+            continue
+        words = split_args(ins.args)
+        flags = [w for w in words if w.startswith("--")]
+        if any(f.startswith("--from=") for f in flags):
+            continue
+        sources += [w for w in words if not w.startswith("--")][:-1]
+    return sources
+
+
+def module_commands(text: str) -> list[list[str]]:
+    """Every `python -m training|service ...` in a shell text, as argument lists.
+
+    Each starts with the module name; the command ends at `&&`, `;`, `|` or the line's end.
+    Shell variables stay as they are (`"$IMAGE_SIZE"`): only flag names matter here.
+    """
+    text = re.sub(r"\\\n", " ", text)
+    commands = []
+    for line in text.splitlines():
+        for match in re.finditer(r"(?:python3?|\"\$PY\"|\$PY)\s+-m\s+(\w+)([^;&|\n]*)", line):
+            if match.group(1) in OUR_MODULES:
+                commands.append([match.group(1), *shlex.split(match.group(2), comments=True)])
+    return commands
+
+
+def compose_file() -> dict[str, Any]:
+    data = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def compose_module_commands(compose: dict[str, Any]) -> list[list[str]]:
+    commands = []
+    for service in compose["services"].values():
+        command = service.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        if command and command[:2] == ["python", "-m"] and command[2] in OUR_MODULES:
+            commands.append(command[2:])
+    return commands
+
+
+def flags_of(command: list[str]) -> tuple[str, str | None, set[str]]:
+    """`[module, subcommand?, args...]` -> (module, subcommand or None, the `--flags` used)."""
+    module, rest = command[0], command[1:]
+    sub = rest[0] if rest and not rest[0].startswith("-") else None
+    flags = {word.split("=", 1)[0] for word in rest if word.startswith("--")}
+    return module, sub, flags
