@@ -105,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("out", type=Path, metavar="OUT")
     p.add_argument(
-        "--train", type=int, default=120, help="images per class in train/ (default 120)"
+        "--train", type=int, default=300, help="images per class in train/ (default 300)"
     )
-    p.add_argument("--valid", type=int, default=40, help="images per class in valid/ (default 40)")
+    p.add_argument(
+        "--valid", type=int, default=100, help="images per class in valid/ (default 100)"
+    )
     p.add_argument("--size", type=int, default=128, help="picture size in pixels (default 128)")
     p.add_argument("--seed", type=int, default=0)
 

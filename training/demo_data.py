@@ -5,7 +5,7 @@ cargo box, three or four wheels. Random colours, positions, scales, facing,
 backgrounds, occluding shapes and pixel noise keep the task from being
 trivial. The same `seed` always gives the same files.
 
-    python -m training demo-data data/demo --train 120 --valid 40 --size 128 --seed 0
+    python -m training demo-data data/demo --train 300 --valid 100 --size 128 --seed 0
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def _background(rng: random.Random, size: int) -> Image.Image:
     rows = (top * (1 - t) + bottom * t).astype(np.uint8)
     img = Image.fromarray(np.repeat(rows, size, axis=1), "RGB")
     draw = ImageDraw.Draw(img)
-    for _ in range(rng.randint(0, 4)):
-        x, y = rng.uniform(0, size), rng.uniform(0, size)
-        r = rng.uniform(0.03, 0.15) * size
+    for _ in range(rng.randint(0, 3)):
+        x, y = rng.uniform(0, size), rng.uniform(0, size * 0.5)  # clutter stays in the "sky"
+        r = rng.uniform(0.03, 0.12) * size
         box = (x - r, y - r, x + r, y + r)
         if rng.random() < 0.5:
             draw.ellipse(box, fill=_colour(rng))
@@ -80,7 +80,7 @@ def _draw_truck(
     """Cargo box at the back, tall cab at the front; s = length in pixels."""
     r = s * 0.075
     chassis = y - 1.6 * r
-    box_h = s * rng.uniform(0.38, 0.5)
+    box_h = s * rng.uniform(0.42, 0.55)
     cab_w = s * 0.24
     draw.rectangle(
         (x, chassis - box_h, x + s - cab_w - s * 0.02, chassis), fill=_colour(rng, 30, 230)
@@ -103,15 +103,15 @@ def draw_vehicle(kind: str, size: int, rng: random.Random) -> Image.Image:
     big = size * SUPERSAMPLE
     img = _background(rng, big)
     draw = ImageDraw.Draw(img)
-    length = big * rng.uniform(0.55, 0.9)
+    length = big * rng.uniform(0.6, 0.92)
     x = rng.uniform(0.02 * big, big - length - 0.02 * big)
     y = rng.uniform(0.6 * big, 0.95 * big)
     (_draw_car if kind == "car" else _draw_truck)(draw, x, y, length, rng)
     if rng.random() < 0.5:  # facing left or right
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         draw = ImageDraw.Draw(img)
-    for _ in range(rng.randint(0, 2)):  # occluders in front of the vehicle
-        cx, cy, r = rng.uniform(0, big), rng.uniform(0, big), rng.uniform(0.04, 0.12) * big
+    if rng.random() < 0.5:  # a small occluder in front of the vehicle
+        cx, cy, r = rng.uniform(0, big), rng.uniform(0, big), rng.uniform(0.03, 0.08) * big
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
     img = img.resize((size, size), Image.Resampling.LANCZOS)
     if rng.random() < 0.3:
@@ -124,7 +124,7 @@ def draw_vehicle(kind: str, size: int, rng: random.Random) -> Image.Image:
     )
 
 
-def generate(out: Path, train: int = 120, valid: int = 40, size: int = 128, seed: int = 0) -> dict:
+def generate(out: Path, train: int = 300, valid: int = 100, size: int = 128, seed: int = 0) -> dict:
     """Write `out/{train,valid}/{car,truck}/NNNN.png`; returns the counts written."""
     if size < 16:
         raise ValueError(f"--size must be at least 16 pixels, got {size}")

@@ -71,6 +71,7 @@ class FitResult:
     model: keras.Model  # the in-process classifier that was exported
     history: dict[str, list[float]] = field(default_factory=dict)
     images_through_base: int = 0  # pictures the base computed (0 when all were cached)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase of the run
 
 
 class EpochLines(keras.callbacks.Callback):
@@ -170,6 +171,7 @@ def fit(
         "train": extractor.extract(data.train.paths, flip=cfg.flip_augment, label="train features"),
         "valid": extractor.extract(data.valid.paths, label="valid features"),
     }
+    seconds = {"features": time.monotonic() - started}
     skipped = _drop_unreadable(data, feats)
     x, y = feats["train"].values, np.asarray(data.train.labels)
     if cfg.flip_augment and feats["train"].flipped is not None:
@@ -177,6 +179,7 @@ def fit(
     xv, yv = feats["valid"].values, np.asarray(data.valid.labels)
     head, history = train_head(cfg, x, y, xv, yv, len(data.classes))
     metrics = classification_metrics(yv, head.predict(xv, verbose=0), data.classes)
+    seconds["head"] = time.monotonic() - started - seconds["features"]
 
     model_dir = Path(models_dir) / name
     gate = check_gate(
@@ -231,6 +234,15 @@ def fit(
         extra_files=write_plots,
     )
     metadata = json.loads((path / METADATA_FILE).read_text())
+    seconds["total"] = time.monotonic() - started
+    seconds["export"] = seconds["total"] - seconds["features"] - seconds["head"]
     return FitResult(
-        version, path, metrics, metadata, classifier, history, extractor.images_through_base
+        version,
+        path,
+        metrics,
+        metadata,
+        classifier,
+        history,
+        extractor.images_through_base,
+        {k: round(v, 2) for k, v in seconds.items()},
     )
