@@ -21,7 +21,7 @@ import numpy as np
 from training.data import load_dataset
 from training.features import FeatureExtractor
 from training.fit import FitConfig, train_head
-from training.model import build_base
+from training.model import build_base, truncate_base
 
 REPO = Path(__file__).resolve().parent.parent
 HEADS = [  # (head, width, dropout)
@@ -39,15 +39,24 @@ def main() -> None:
     parser.add_argument("--base-weights", default="hed")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--layers", nargs="+", default=["block3_pool", "block4_pool", "block5_pool"]
+    )
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/accuracy_search.json")
     args = parser.parse_args()
     data = load_dataset(args.data.resolve())
     y, yv = np.asarray(data.train.labels), np.asarray(data.valid.labels)
     trials = []
-    for size in args.sizes:
-        base, info = build_base(args.base_weights, size)
-        extractor = FeatureExtractor(base, info, size, args.cache_dir and Path(args.cache_dir))
+    for size, layer in ((s, lyr) for s in args.sizes for lyr in args.layers):
+        full, info = build_base(args.base_weights, size)
+        extractor = FeatureExtractor(
+            truncate_base(full, layer),
+            info,
+            size,
+            args.cache_dir and Path(args.cache_dir),
+            layer=layer,
+        )
         train = extractor.extract(data.train.paths, flip=True, label=f"train {size}px")
         valid = extractor.extract(data.valid.paths, label=f"valid {size}px")
         assert train.flipped is not None
@@ -56,6 +65,7 @@ def main() -> None:
         ):
             cfg = FitConfig(
                 image_size=size,
+                base_layer=layer,
                 base_weights=args.base_weights,
                 head=head,
                 width=width,
@@ -74,7 +84,16 @@ def main() -> None:
                 **{
                     k: v
                     for k, v in dataclasses.asdict(cfg).items()
-                    if k in ("image_size", "head", "width", "dropout", "flip_augment", "seed")
+                    if k
+                    in (
+                        "image_size",
+                        "base_layer",
+                        "head",
+                        "width",
+                        "dropout",
+                        "flip_augment",
+                        "seed",
+                    )
                 },
                 "valid_accuracy": round(accuracy, 4),
                 "epochs_run": len(history["loss"]),

@@ -18,6 +18,7 @@ off, so every run really does `--epochs` epochs), all in this one process:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -114,6 +115,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--base-weights", default="hed")
     parser.add_argument("--skip-kaggle", action="store_true")
+    parser.add_argument(
+        "--retrain-image-size", type=int, default=None, help="default: --image-size"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/training_speed.json")
     args = parser.parse_args()
     cfg = FitConfig(
@@ -142,10 +146,12 @@ def main() -> None:
             results["speedup"] = round(
                 results["kaggle"]["seconds"] / results["cached"]["seconds"], 1
             )
+        retrain_cfg = dataclasses.replace(cfg, image_size=args.retrain_image_size or cfg.image_size)
+        results["retrain_image_size"] = retrain_cfg.image_size
         link_subset(data, tmp / "subset", keep_every=10)
-        cold = cached_fit(tmp / "subset", cfg, tmp / "cache2", tmp / "models")
+        cold = cached_fit(tmp / "subset", retrain_cfg, tmp / "cache2", tmp / "models")
         link_subset(data, tmp / "subset", keep_every=None)
-        warm = cached_fit(tmp / "subset", cfg, tmp / "cache2", tmp / "models")
+        warm = cached_fit(tmp / "subset", retrain_cfg, tmp / "cache2", tmp / "models")
         results["retrain"] = {
             "cold_90pct": cold,
             "warm_after_adding_10pct": warm,

@@ -44,6 +44,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "| PATH to a weights file (default: auto)",
     )
     p.add_argument(
+        "--base-layer",
+        default=d.base_layer,
+        help="cut the frozen VGG16 at this layer, e.g. block3_pool or block4_pool "
+        f"(default {d.base_layer}: the whole convolutional base)",
+    )
+    p.add_argument(
         "--image-size",
         type=int,
         default=d.image_size,

@@ -5,7 +5,7 @@ key is `sha256(file bytes)` + the base weights' identity + the input size (+
 whether the picture was flipped), so renaming or moving a file costs nothing,
 and adding images to a data set computes features for the new ones only.
 
-Layout: `<cache_dir>/<weights identity>-<size>px/<sha[:2]>/<sha>[.flip].npy`.
+Layout: `<cache_dir>/<weights identity>-<size>px-<layer>/<sha[:2]>/<sha>[.flip].npy`.
 Default cache dir: `$TRAINING_CACHE_DIR`, else `~/.cache/vgg-transfer/features`.
 """
 
@@ -68,12 +68,14 @@ class FeatureExtractor:
         cache_dir: Path | None = None,
         batch_size: int = 32,
         progress: bool = True,
+        layer: str = "block5_pool",
     ) -> None:
         self.image_size = image_size
         self.batch_size = batch_size
         self.progress = progress
         identity = weights_identity(base, info)
-        self.cache_root = Path(cache_dir or default_cache_dir()) / f"{identity}-{image_size}px"
+        folder = f"{identity}-{image_size}px-{layer}"  # `base` must end at `layer`
+        self.cache_root = Path(cache_dir or default_cache_dir()) / folder
         inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
         outputs = base(VGGPreprocess()(inputs), training=False)
         self.model = keras.Model(inputs, outputs, name="feature_extractor")

@@ -27,13 +27,14 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from training.data import DataError, DataSet, content_hash, load_dataset
 from training.export import export_version
 from training.features import FeatureExtractor, Features
 from training.gate import check_gate
 from training.metrics import classification_metrics
-from training.model import build_base, build_classifier, build_head
+from training.model import build_base, build_classifier, build_head, truncate_base
 from training.plots import plot_confusion_matrix, plot_learning_curves
 from training.repository import METADATA_FILE
 
@@ -46,6 +47,7 @@ class FitConfig:
 
     image_size: int = 128  # multiple of 32, >= 32
     base_weights: str = "auto"  # auto | imagenet | hed | none | PATH
+    base_layer: str = "block5_pool"  # where the frozen VGG16 is cut (block5_pool: all of it)
     head: str = "flatten"  # flatten | gap
     width: int = 256  # hidden Dense units (0: none)
     dropout: float = 0.5
@@ -122,18 +124,26 @@ def train_head(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # Several small steps per call: on tiny feature batches the per-step Python
+        # overhead, not the arithmetic, is what costs time.
+        steps_per_execution=16,
     )
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
+    weights = class_weights(list(y), n)
+    sample_weight = np.asarray([weights[int(c)] for c in y], dtype=np.float32)
+    train = (
+        tf.data.Dataset.from_tensor_slices((x, y, sample_weight))
+        .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+    )
+    valid = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(256)
     history = head.fit(
-        x,
-        y,
-        validation_data=(xv, yv),
+        train,
+        validation_data=valid,
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        class_weight=class_weights(list(y), n),
-        shuffle=True,
+        shuffle=False,  # the dataset shuffles itself (seeded)
         verbose=0,
         callbacks=[stop, EpochLines(cfg.epochs)],
     )
@@ -158,7 +168,8 @@ def fit(
     cfg = dataclasses.replace(config or FitConfig(), **overrides)
     started = time.monotonic()
     data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
-    base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
+    full_base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
+    base = truncate_base(full_base, cfg.base_layer)
     extractor = FeatureExtractor(
         base,
         weights,
@@ -166,6 +177,7 @@ def fit(
         Path(cfg.cache_dir) if cfg.cache_dir else None,
         batch_size=cfg.feature_batch_size,
         progress=progress,
+        layer=cfg.base_layer,
     )
     feats = {
         "train": extractor.extract(data.train.paths, flip=cfg.flip_augment, label="train features"),

@@ -169,6 +169,27 @@ def build_base(
     return base, info
 
 
+BASE_OUTPUT_LAYER = "block5_pool"  # the whole convolutional base (include_top=False)
+
+
+def truncate_base(base: keras.Model, layer: str) -> keras.Model:
+    """The frozen base cut at `layer` (e.g. `block3_pool`); the whole base for block5_pool.
+
+    Why cut: the deepest blocks specialise most to the task the weights were
+    trained on. For the HED weights (fine-tuned for edge detection) the
+    block3/block4 features classify objects better than block5's.
+    """
+    if layer == BASE_OUTPUT_LAYER:
+        return base
+    names = [lyr.name for lyr in base.layers]
+    if layer not in names:
+        choices = ", ".join(n for n in names if n.endswith("_pool") or "_conv" in n)
+        raise ValueError(f"--base-layer {layer!r} is not a VGG16 layer; choose one of {choices}")
+    cut = keras.Model(base.input, base.get_layer(layer).output, name=f"vgg16_to_{layer}")
+    cut.trainable = False
+    return cut
+
+
 @keras.saving.register_keras_serializable(package="vgg_transfer")
 class VGGPreprocess(keras.layers.Layer):
     """`keras.applications.vgg16.preprocess_input` as a layer: uint8 RGB -> float BGR - mean."""
@@ -199,9 +220,12 @@ def build_head(
     inputs = keras.Input(shape=feature_shape, name="features")
     x = inputs
     if adapt_to is not None:
-        norm = keras.layers.Normalization(axis=-1, name="feature_norm")
-        norm.adapt(adapt_to)
-        x = norm(x)
+        flat = np.asarray(adapt_to, dtype=np.float64).reshape(-1, feature_shape[-1])
+        mean, var = flat.mean(axis=0), flat.var(axis=0)
+        # A channel that was (almost) always 0 in training must not blow up to huge
+        # values on a new picture: floor its variance at 1% of the average variance.
+        var = np.maximum(var, 0.01 * var.mean() + 1e-12)
+        x = keras.layers.Normalization(axis=-1, mean=mean, variance=var, name="feature_norm")(x)
     if kind == "flatten":
         x = keras.layers.Flatten()(x)
     elif kind == "gap":

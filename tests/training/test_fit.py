@@ -175,3 +175,36 @@ def test_fit_gate_refuses_worse_model_and_publishes_nothing(
     assert main([*args, "--promote-if-better"]) == 3
     assert "does not beat version 1" in capsys.readouterr().err
     assert list_versions(models / "car_truck") == [1]
+
+
+def test_fit_base_layer_cut_exports_and_records_it(demo_dir: Path, tmp_path: Path) -> None:
+    result = fit(
+        demo_dir,
+        "cut",
+        tmp_path / "models",
+        base_weights="none",
+        base_layer="block3_pool",
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+        **TINY,
+    )
+    assert result.metadata["training"]["hyperparameters"]["base_layer"] == "block3_pool"
+    assert list((tmp_path / "c").glob("*-32px-block3_pool"))
+    picture = load_image(sorted((demo_dir / "valid" / "car").iterdir())[0], 32)[None]
+    loaded = tf.saved_model.load(str(result.path))
+    exported = loaded.signatures["serving_default"](images=tf.constant(picture))["probabilities"]
+    in_process = np.asarray(result.model(picture, training=False))
+    assert np.abs(exported.numpy() - in_process).max() <= 1e-5
+
+
+def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="block3_pool"):
+        fit(
+            demo_dir,
+            "m",
+            tmp_path / "models",
+            base_weights="none",
+            base_layer="nope",
+            progress=False,
+            **TINY,
+        )
