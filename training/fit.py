@@ -8,7 +8,8 @@ The story, top to bottom:
 Programmatic use (stable; the service's tests make tiny models with it):
 
     from training.fit import fit
-    result = fit("data", "car_truck", "models", image_size=32, base_weights="none", epochs=3)
+    result = fit("data", "car_truck", "models", image_size=32, base_weights="none", epochs=3,
+                 cache_dir="/tmp/feature-cache", progress=False)
     result.version, result.path, result.metrics["accuracy"]
 
 Command line: `python -m training fit --data DIR --name NAME` (see `--help`).
