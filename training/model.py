@@ -169,6 +169,27 @@ def build_base(
     return base, info
 
 
+BASE_OUTPUT_LAYER = "block5_pool"  # the whole convolutional base (include_top=False)
+
+
+def truncate_base(base: keras.Model, layer: str) -> keras.Model:
+    """The frozen base cut at `layer` (e.g. `block3_pool`); the whole base for block5_pool.
+
+    Why cut: the deepest blocks specialise most to the task the weights were
+    trained on. For the HED weights (fine-tuned for edge detection) the
+    block3/block4 features classify objects better than block5's.
+    """
+    if layer == BASE_OUTPUT_LAYER:
+        return base
+    names = [lyr.name for lyr in base.layers]
+    if layer not in names:
+        choices = ", ".join(n for n in names if n.endswith("_pool") or "_conv" in n)
+        raise ValueError(f"--base-layer {layer!r} is not a VGG16 layer; choose one of {choices}")
+    cut = keras.Model(base.input, base.get_layer(layer).output, name=f"vgg16_to_{layer}")
+    cut.trainable = False
+    return cut
+
+
 @keras.saving.register_keras_serializable(package="vgg_transfer")
 class VGGPreprocess(keras.layers.Layer):
     """`keras.applications.vgg16.preprocess_input` as a layer: uint8 RGB -> float BGR - mean."""
@@ -184,15 +205,31 @@ def build_head(
     kind: str = "flatten",
     width: int = 256,
     dropout: float = 0.5,
+    adapt_to: np.ndarray | None = None,
 ) -> keras.Model:
-    """The new classifier head, trained on cached base features."""
+    """The new classifier head, trained on cached base features.
+
+    With `adapt_to` (training features), a Normalization layer first scales
+    each base channel to zero mean and unit variance. The base's activations
+    are large and their scale depends on the weights (ImageNet, HED, random);
+    unit-scale inputs let one learning rate work for all of them. Its mean and
+    variance are constants of the exported graph.
+    """
     if num_classes < 2:
         raise ValueError("a classifier needs at least two classes")
     inputs = keras.Input(shape=feature_shape, name="features")
+    x = inputs
+    if adapt_to is not None:
+        flat = np.asarray(adapt_to, dtype=np.float64).reshape(-1, feature_shape[-1])
+        mean, var = flat.mean(axis=0), flat.var(axis=0)
+        # A channel that was (almost) always 0 in training must not blow up to huge
+        # values on a new picture: floor its variance at 1% of the average variance.
+        var = np.maximum(var, 0.01 * var.mean() + 1e-12)
+        x = keras.layers.Normalization(axis=-1, mean=mean, variance=var, name="feature_norm")(x)
     if kind == "flatten":
-        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Flatten()(x)
     elif kind == "gap":
-        x = keras.layers.GlobalAveragePooling2D()(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
     else:
         raise ValueError(f"unknown head {kind!r}; choose flatten or gap")
     if width > 0:

@@ -20,7 +20,7 @@ TMP_PREFIX = ".tmp-"
 
 
 def list_versions(model_dir: Path) -> list[int]:
-    """Published integer versions, ascending. Temporary folders, files and other names are skipped."""
+    """Published integer versions, ascending; temporary folders, files, other names skipped."""
     if not model_dir.is_dir():
         return []
     versions = []

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+from training.fit import FitResult
+
+
+def test_batch_predict_one_line_per_file_with_errors(
+    fitted: FitResult, demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    folder = demo_dir / "valid" / "car"
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(fitted.path),
+            str(folder),
+            str(broken),
+            "--batch-size",
+            "4",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 7
+    errors = [line for line in lines if "error" in line]
+    assert [e["path"] for e in errors] == [str(broken)]
+    scored = [line for line in lines if "error" not in line]
+    assert {Path(s["path"]).parent for s in scored} == {folder}
+    for s in scored:
+        assert s["label"] in ("car", "truck")
+        assert sum(s["scores"].values()) == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import training.fit
+from imaging import load_image
+from tests.conftest import encode
+from tests.training.conftest import TINY
+from training.cli import main
+from training.data import DataError
+from training.fit import FitResult, fit
+from training.repository import list_versions
+
+
+def test_fit_writes_version_1_then_2_without_overwriting(demo_dir: Path, tmp_path: Path) -> None:
+    kw = {"base_weights": "none", "cache_dir": str(tmp_path / "c"), "progress": False, **TINY}
+    first = fit(demo_dir, "m", tmp_path / "models", **kw)
+    v1_meta = (first.path / "metadata.json").read_bytes()
+    second = fit(demo_dir, "m", tmp_path / "models", **kw)
+    assert (first.version, second.version) == (1, 2)
+    assert list_versions(tmp_path / "models" / "m") == [1, 2]
+    assert (first.path / "metadata.json").read_bytes() == v1_meta
+    assert json.loads((second.path / "metadata.json").read_text())["version"] == 2
+
+
+def test_fit_savedmodel_signatures_return_probabilities(fitted: FitResult, demo_dir: Path) -> None:
+    meta = json.loads((fitted.path / "metadata.json").read_text())
+    assert meta["labels"] == sorted(p.name for p in (demo_dir / "train").iterdir())
+    assert meta["base_weights"]["kind"] == "hed"
+    assert meta["training"]["class_counts"]["train"] == {"car": 12, "truck": 12}
+    assert meta["metrics"]["validation"]["accuracy"] == fitted.metrics["accuracy"]
+    assert (fitted.path / "learning_curves.png").stat().st_size > 0
+    assert (fitted.path / "confusion_matrix.png").stat().st_size > 0
+    loaded = tf.saved_model.load(str(fitted.path))
+    files = sorted((demo_dir / "valid" / "car").iterdir())[:3]
+    pictures = np.stack([load_image(f, 32) for f in files])
+    by_pixels = loaded.signatures["serving_default"](images=tf.constant(pictures))["probabilities"]
+    encoded = tf.constant([encode(p, "PNG") for p in pictures])
+    by_bytes = loaded.signatures["serve_bytes"](image_bytes=encoded)["probabilities"]
+    for probs in (by_pixels.numpy(), by_bytes.numpy()):
+        assert probs.shape == (3, 2)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # Same 32x32 pixels both ways, so the two signatures agree closely.
+    np.testing.assert_allclose(by_pixels.numpy(), by_bytes.numpy(), atol=1e-4)
+
+
+def test_fit_parity_savedmodel_matches_keras_model(fitted: FitResult, demo_dir: Path) -> None:
+    path = sorted((demo_dir / "valid" / "truck").iterdir())[0]
+    picture = load_image(path, 32)[None]
+    in_process = np.asarray(fitted.model(picture, training=False))
+    loaded = tf.saved_model.load(str(fitted.path))
+    exported = loaded.signatures["serving_default"](images=tf.constant(picture))["probabilities"]
+    assert np.abs(exported.numpy() - in_process).max() <= 1e-5
+
+
+def test_fit_interrupted_before_rename_leaves_no_version(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object) -> None:  # the plots are written inside the temporary folder
+        raise KeyboardInterrupt("simulated kill during export")
+
+    monkeypatch.setattr(training.fit, "plot_confusion_matrix", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            demo_dir,
+            "m",
+            tmp_path / "models",
+            base_weights="none",
+            cache_dir=str(tmp_path / "c"),
+            progress=False,
+            **TINY,
+        )
+    assert list_versions(tmp_path / "models" / "m") == []
+    assert [p.name for p in (tmp_path / "models" / "m").iterdir() if p.is_dir()] == []
+
+
+def test_fit_unreadable_files_skipped_and_reported(
+    demo_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
+    good = (demo_copy / "train" / "truck" / "truck_00000.png").read_bytes()
+    (demo_copy / "train" / "truck" / "cut.png").write_bytes(good[: len(good) // 2])
+    result = fit(
+        demo_copy,
+        "m",
+        tmp_path / "models",
+        base_weights="none",
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+        **TINY,
+    )
+    skipped = result.metadata["training"]["skipped_files"]
+    assert skipped["count"] == 2
+    assert {Path(f).name for f in skipped["files"]} == {"notes.txt", "cut.png"}
+    assert result.metadata["training"]["class_counts"]["train"] == {"car": 12, "truck": 12}
+    err = capsys.readouterr().err
+    assert "skipped 2 unreadable file(s)" in err and "notes.txt" in err
+
+
+def test_fit_class_without_readable_image_is_error(demo_copy: Path, tmp_path: Path) -> None:
+    for f in (demo_copy / "valid" / "truck").iterdir():
+        f.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"valid.*truck|truck.*valid"):
+        fit(
+            demo_copy,
+            "m",
+            tmp_path / "models",
+            base_weights="none",
+            cache_dir=str(tmp_path / "c"),
+            progress=False,
+            **TINY,
+        )
+    assert (
+        not (tmp_path / "models" / "m").exists() or list_versions(tmp_path / "models" / "m") == []
+    )
+
+
+def test_fit_empty_class_folder_is_error_naming_it(demo_copy: Path, tmp_path: Path) -> None:
+    (demo_copy / "train" / "bus").mkdir()
+    (demo_copy / "valid" / "bus").mkdir()
+    code = main(
+        [
+            "fit",
+            "--data",
+            str(demo_copy),
+            "--name",
+            "m",
+            "--models-dir",
+            str(tmp_path / "models"),
+            "--base-weights",
+            "none",
+            "--image-size",
+            "32",
+        ]
+    )
+    assert code == 2
+    with pytest.raises(DataError, match=str(demo_copy / "train" / "bus")):
+        fit(demo_copy, "m", tmp_path / "models", base_weights="none", progress=False, **TINY)
+
+
+def test_fit_gate_refuses_worse_model_and_publishes_nothing(
+    fitted: FitResult, demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = fitted.path.parent.parent
+    args = [
+        "fit",
+        "--data",
+        str(demo_dir),
+        "--name",
+        "car_truck",
+        "--models-dir",
+        str(models),
+        "--base-weights",
+        "hed",
+        "--image-size",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--patience",
+        "3",
+        "--cache-dir",
+        str(models.parent / "cache"),
+        "--quiet",
+    ]
+    assert main([*args, "--min-accuracy", "1.01"]) == 3
+    assert "below --min-accuracy" in capsys.readouterr().err
+    # Same data, seed and settings: an equal model does not beat the current one.
+    assert main([*args, "--promote-if-better"]) == 3
+    assert "does not beat version 1" in capsys.readouterr().err
+    assert list_versions(models / "car_truck") == [1]
+
+
+def test_fit_base_layer_cut_exports_and_records_it(demo_dir: Path, tmp_path: Path) -> None:
+    result = fit(
+        demo_dir,
+        "cut",
+        tmp_path / "models",
+        base_weights="none",
+        base_layer="block3_pool",
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+        **TINY,
+    )
+    assert result.metadata["training"]["hyperparameters"]["base_layer"] == "block3_pool"
+    assert list((tmp_path / "c").glob("*-32px-block3_pool"))
+    picture = load_image(sorted((demo_dir / "valid" / "car").iterdir())[0], 32)[None]
+    loaded = tf.saved_model.load(str(result.path))
+    exported = loaded.signatures["serving_default"](images=tf.constant(picture))["probabilities"]
+    in_process = np.asarray(result.model(picture, training=False))
+    assert np.abs(exported.numpy() - in_process).max() <= 1e-5
+
+
+def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="block3_pool"):
+        fit(
+            demo_dir,
+            "m",
+            tmp_path / "models",
+            base_weights="none",
+            base_layer="nope",
+            progress=False,
+            **TINY,
+        )

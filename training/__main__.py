@@ -1,0 +1,8 @@
+"""Run the training command line: `python -m training --help`."""
+
+import sys
+
+from training.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

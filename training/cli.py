@@ -1,0 +1,235 @@
+"""`python -m training <command>`: demo-data, fit, evaluate, predict, export-imagenet.
+
+Every command has `--help`. Exit codes: 0 ok, 1 unexpected failure, 2 bad
+arguments or data, 3 quality gate refused the model (nothing published),
+4 base weights unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_GATE = 3
+EXIT_WEIGHTS = 4
+
+
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    from training.fit import FitConfig  # defaults live in one place: FitConfig
+
+    d = FitConfig()
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="DIR/train/<class>/ + DIR/valid/<class>/, or DIR/<class>/ with --valid-split",
+    )
+    p.add_argument("--name", required=True, help="model name: models/NAME/<version>/")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="default: models")
+    p.add_argument(
+        "--valid-split",
+        type=float,
+        default=None,
+        help="fraction of each class held out (stratified, seeded) when DIR has no valid/",
+    )
+    p.add_argument(
+        "--base-weights",
+        default=d.base_weights,
+        help="auto (imagenet if obtainable, else hed) | imagenet | hed | none (tests) "
+        "| PATH to a weights file (default: auto)",
+    )
+    p.add_argument(
+        "--base-layer",
+        default=d.base_layer,
+        help="cut the frozen VGG16 at this layer, e.g. block3_pool or block4_pool "
+        f"(default {d.base_layer}: the whole convolutional base)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=d.image_size,
+        help=f"input size, a multiple of 32 >= 32 (default {d.image_size})",
+    )
+    p.add_argument(
+        "--head",
+        choices=["flatten", "gap"],
+        default=d.head,
+        help="flatten or global-average-pooling before the dense layer",
+    )
+    p.add_argument("--width", type=int, default=d.width, help="hidden dense units, 0 for none")
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="early stopping on validation loss; the best epoch's weights are kept",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="makes CPU runs reproducible")
+    p.add_argument(
+        "--flip-augment",
+        action="store_true",
+        help="also train on (cached) features of horizontally mirrored images",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="feature cache (default $TRAINING_CACHE_DIR or ~/.cache/vgg-transfer/features)",
+    )
+    p.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=None,
+        help="gate: publish only if validation accuracy >= this",
+    )
+    p.add_argument(
+        "--promote-if-better",
+        action="store_true",
+        help="gate: publish only if it beats the latest version on the same valid data",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train a head on a frozen VGG16 base and publish versioned SavedModels.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo-data",
+        help="generate a synthetic car-vs-truck data set",
+        description="Draw cars and trucks with Pillow into OUT/{train,valid}/{car,truck}/.",
+    )
+    p.add_argument("out", type=Path, metavar="OUT")
+    p.add_argument(
+        "--train", type=int, default=300, help="images per class in train/ (default 300)"
+    )
+    p.add_argument(
+        "--valid", type=int, default=100, help="images per class in valid/ (default 100)"
+    )
+    p.add_argument("--size", type=int, default=128, help="picture size in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser(
+        "fit",
+        help="train a model and publish its next version",
+        description="Train a new head on cached frozen-VGG16 features and export "
+        "models/NAME/<next version>/ (SavedModel, metadata.json, plots).",
+    )
+    _fit_args(p)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy, precision/recall, confusion matrix as JSON",
+        description="Score a published model on a labelled folder; JSON on stdout.",
+    )
+    p.add_argument(
+        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="folder of class sub-folders (a data set root uses its valid/)",
+    )
+    p.add_argument("--plot", type=Path, default=None, help="also write the confusion matrix PNG")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser(
+        "predict",
+        help="batch scoring: one JSON line per image on stdout",
+        description="Score files and folders; unreadable files give an error line.",
+    )
+    p.add_argument(
+        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser(
+        "export-imagenet",
+        help="export the full 1000-class VGG16 as vgg16_imagenet",
+        description="Export VGG16 with its ImageNet top (224 px) and class index.",
+    )
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--weights", default="imagenet", help="imagenet | none (tests) | PATH")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo-data":
+        from training.demo_data import generate
+
+        counts = generate(args.out, args.train, args.valid, args.size, args.seed)
+        print(json.dumps({"out": str(args.out), "counts": counts}))
+        return 0
+    if args.command == "fit":
+        from training.fit import FitConfig, fit
+
+        fields = FitConfig.__dataclass_fields__
+        cfg = FitConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        result = fit(args.data, args.name, args.models_dir, cfg, progress=not args.quiet)
+        m = result.metrics
+        print(
+            f"published {args.name} version {result.version} at {result.path}: validation "
+            f"accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} ({m['count']} images)"
+        )
+        return 0
+    if args.command == "evaluate":
+        from training.evaluate import evaluate
+
+        report = evaluate(args.model, args.data, args.batch_size, progress=not args.quiet)
+        if args.plot:
+            from training.plots import plot_confusion_matrix
+
+            plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot)
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.command == "predict":
+        from training.batch_predict import predict_to_stream
+
+        scored, failed = predict_to_stream(
+            args.model, args.paths, sys.stdout, args.batch_size, progress=not args.quiet
+        )
+        print(f"scored {scored} file(s), {failed} unreadable", file=sys.stderr)
+        return 0
+    if args.command == "export-imagenet":
+        from training.imagenet import export_imagenet
+
+        version, path = export_imagenet(args.models_dir, args.weights)
+        print(f"published vgg16_imagenet version {version} at {path}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn known failures into a one-line message and an exit code."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from training.data import DataError
+    from training.gate import GateFailedError
+    from training.model import WeightsUnavailableError
+
+    try:
+        return _run(args)
+    except GateFailedError as exc:
+        print(f"error: quality gate: {exc}", file=sys.stderr)
+        return EXIT_GATE
+    except WeightsUnavailableError as exc:
+        print(f"error: base weights: {exc}", file=sys.stderr)
+        return EXIT_WEIGHTS
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

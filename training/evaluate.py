@@ -1,0 +1,57 @@
+"""Score a published model on a labelled folder: accuracy, per-class precision/recall, confusion.
+
+    python -m training evaluate --model models/car_truck --data data/demo/valid [--plot cm.png]
+
+`--data` is a folder of class sub-folders; a data set root with `valid/` uses that.
+Class folders are matched to the model's labels by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data import DataError, scan_split
+from training.inference import PublishedModel
+from training.metrics import classification_metrics
+from training.progress import ProgressBar
+
+
+def evaluate(
+    model_path: Path, data_dir: Path, batch_size: int = 32, progress: bool = True
+) -> dict[str, Any]:
+    """Metrics of the model version at `model_path` on the images under `data_dir`."""
+    data_dir = Path(data_dir)
+    folder = data_dir / "valid" if (data_dir / "valid").is_dir() else data_dir
+    model = PublishedModel(Path(model_path))
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [n for n in names if n not in model.labels]
+    if unknown:
+        raise DataError(
+            f"class folders {unknown} in {folder} are not labels of the model ({model.labels})"
+        )
+    _, split = scan_split(folder, model.labels)
+    truth = dict(zip(split.paths, split.labels, strict=True))
+    y_true: list[int] = []
+    probs: list[np.ndarray] = []
+    skipped: dict[str, str] = {}
+    bar = ProgressBar(len(split), "evaluate", enabled=progress)
+    for batch in model.predict_files(split.paths, batch_size):
+        y_true.extend(truth[p] for p in batch.paths)
+        probs.append(batch.probabilities)
+        skipped.update({str(p): msg for p, msg in batch.errors})
+        bar.update(len(batch.paths) + len(batch.errors))
+    bar.close()
+    scores = np.concatenate(probs) if probs else np.zeros((0, len(model.labels)))
+    result = classification_metrics(np.asarray(y_true), scores, model.labels)
+    return {
+        "model": model.metadata.get("name"),
+        "version": model.metadata.get("version"),
+        "path": str(model.path),
+        "data": str(folder),
+        "labels": model.labels,
+        **result,
+        "skipped_files": skipped,
+    }

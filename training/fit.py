@@ -1,0 +1,261 @@
+"""Train a new head on cached frozen-VGG16 features and publish it as the next model version.
+
+The story, top to bottom:
+  data folders -> features (frozen base, once per picture, disk cache) -> head
+  trained on the features (Adam, class weights, early stopping) -> metrics on the
+  validation split -> quality gate -> export base + head as `models/NAME/<N>/`.
+
+Programmatic use (stable; the service's tests make tiny models with it):
+
+    from training.fit import fit
+    result = fit("data", "car_truck", "models", image_size=32, base_weights="none", epochs=3,
+                 cache_dir="/tmp/feature-cache", progress=False)
+    result.version, result.path, result.metrics["accuracy"]
+
+Command line: `python -m training fit --data DIR --name NAME` (see `--help`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.data import DataError, DataSet, content_hash, load_dataset
+from training.export import export_version
+from training.features import FeatureExtractor, Features
+from training.gate import check_gate
+from training.metrics import classification_metrics
+from training.model import build_base, build_classifier, build_head, truncate_base
+from training.plots import plot_confusion_matrix, plot_learning_curves
+from training.repository import METADATA_FILE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitConfig:
+    """Every setting of a run; all of it is recorded in the version's metadata."""
+
+    image_size: int = 128  # multiple of 32, >= 32
+    base_weights: str = "auto"  # auto | imagenet | hed | none | PATH
+    base_layer: str = "block5_pool"  # where the frozen VGG16 is cut (block5_pool: all of it)
+    head: str = "flatten"  # flatten | gap
+    width: int = 256  # hidden Dense units (0: none)
+    dropout: float = 0.5
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 5  # early stopping on validation loss; best weights restored
+    seed: int = 0
+    valid_split: float | None = None  # only for a data folder without train/ and valid/
+    flip_augment: bool = False  # also train on cached features of mirrored pictures
+    cache_dir: str | None = None  # None: $TRAINING_CACHE_DIR or ~/.cache/vgg-transfer/features
+    feature_batch_size: int = 32
+    min_accuracy: float | None = None
+    promote_if_better: bool = False
+
+
+@dataclass
+class FitResult:
+    version: int
+    path: Path
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+    model: keras.Model  # the in-process classifier that was exported
+    history: dict[str, list[float]] = field(default_factory=dict)
+    images_through_base: int = 0  # pictures the base computed (0 when all were cached)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase of the run
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One line per epoch on stderr."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs or {}
+        parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        print(f"epoch {epoch + 1}/{self.epochs} {parts}", file=sys.stderr, flush=True)
+
+
+def _drop_unreadable(data: DataSet, feats: dict[str, Features]) -> dict[str, list[str]]:
+    """Remove unreadable files from the splits; a class left empty is an error."""
+    skipped = {str(p): msg for f in feats.values() for p, msg in f.errors.items()}
+    if skipped:
+        listing = "\n".join(f"  {p}: {msg}" for p, msg in sorted(skipped.items()))
+        log.warning("skipped %d unreadable file(s):\n%s", len(skipped), listing)
+        print(f"warning: skipped {len(skipped)} unreadable file(s):\n{listing}", file=sys.stderr)
+    drop = {Path(p) for p in skipped}
+    data.train, data.valid = data.train.without(drop), data.valid.without(drop)
+    for split_name, split in (("train", data.train), ("valid", data.valid)):
+        for name, count in split.counts(data.classes).items():
+            if count == 0:
+                folders = ", ".join(str(d) for d in data.class_dirs[name])
+                raise DataError(f"class {name!r} has no readable {split_name} image in {folders}")
+    return {"count": len(skipped), "files": sorted(skipped)}  # type: ignore[dict-item]
+
+
+def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
+    """`n / (k * n_c)`: every class weighs the same in the loss, whatever its size."""
+    counts = np.bincount(np.asarray(labels), minlength=num_classes)
+    return {c: float(len(labels) / (num_classes * counts[c])) for c in range(num_classes)}
+
+
+def train_head(
+    cfg: FitConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n: int
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fit a fresh head on features; early stopping restores the best validation loss."""
+    keras.utils.set_random_seed(cfg.seed)
+    head = build_head(
+        x.shape[1:], n, kind=cfg.head, width=cfg.width, dropout=cfg.dropout, adapt_to=x
+    )
+    head.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        # Several small steps per call: on tiny feature batches the per-step Python
+        # overhead, not the arithmetic, is what costs time.
+        steps_per_execution=16,
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+    )
+    weights = class_weights(list(y), n)
+    sample_weight = np.asarray([weights[int(c)] for c in y], dtype=np.float32)
+    train = (
+        tf.data.Dataset.from_tensor_slices((x, y, sample_weight))
+        .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+    )
+    valid = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(256)
+    history = head.fit(
+        train,
+        validation_data=valid,
+        epochs=cfg.epochs,
+        shuffle=False,  # the dataset shuffles itself (seeded)
+        verbose=0,
+        callbacks=[stop, EpochLines(cfg.epochs)],
+    )
+    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def fit(
+    data_dir: str | Path,
+    name: str,
+    models_dir: str | Path = "models",
+    config: FitConfig | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> FitResult:
+    """Train and publish the next version of `name`; returns version, path, metrics, metadata.
+
+    Settings come from `config` (a FitConfig) and/or keyword `overrides` of its
+    fields, e.g. `fit(d, "m", tmp, image_size=32, base_weights="none", epochs=3)`.
+    Raises DataError (bad data folder), WeightsUnavailableError, GateFailedError
+    (nothing published).
+    """
+    cfg = dataclasses.replace(config or FitConfig(), **overrides)
+    started = time.monotonic()
+    data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
+    full_base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
+    base = truncate_base(full_base, cfg.base_layer)
+    extractor = FeatureExtractor(
+        base,
+        weights,
+        cfg.image_size,
+        Path(cfg.cache_dir) if cfg.cache_dir else None,
+        batch_size=cfg.feature_batch_size,
+        progress=progress,
+        layer=cfg.base_layer,
+    )
+    feats = {
+        "train": extractor.extract(data.train.paths, flip=cfg.flip_augment, label="train features"),
+        "valid": extractor.extract(data.valid.paths, label="valid features"),
+    }
+    seconds = {"features": time.monotonic() - started}
+    skipped = _drop_unreadable(data, feats)
+    x, y = feats["train"].values, np.asarray(data.train.labels)
+    if cfg.flip_augment and feats["train"].flipped is not None:
+        x, y = np.concatenate([x, feats["train"].flipped]), np.concatenate([y, y])
+    xv, yv = feats["valid"].values, np.asarray(data.valid.labels)
+    head, history = train_head(cfg, x, y, xv, yv, len(data.classes))
+    metrics = classification_metrics(yv, head.predict(xv, verbose=0), data.classes)
+    seconds["head"] = time.monotonic() - started - seconds["features"]
+
+    model_dir = Path(models_dir) / name
+    gate = check_gate(
+        metrics["accuracy"],
+        cfg.min_accuracy,
+        cfg.promote_if_better,
+        model_dir,
+        data.valid.paths,
+        [data.classes[i] for i in data.valid.labels],
+    )
+    classifier = build_classifier(base, head, cfg.image_size)
+    hashes = [
+        (data.classes[label], sha)
+        for split, f in ((data.train, feats["train"]), (data.valid, feats["valid"]))
+        for label, sha in zip(split.labels, f.file_sha256, strict=True)
+    ]
+    extra = {
+        "training": {
+            "data_dir": str(Path(data_dir).resolve()),
+            "class_counts": {
+                "train": data.train.counts(data.classes),
+                "valid": data.valid.counts(data.classes),
+            },
+            "data_sha256": content_hash(hashes),
+            "skipped_files": skipped,
+            "hyperparameters": dataclasses.asdict(cfg),
+            "seed": cfg.seed,
+            "epochs_run": len(history.get("loss", [])),
+            "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+            "images_through_base": extractor.images_through_base,
+            "seconds": round(time.monotonic() - started, 2),
+        },
+        "metrics": {"validation": metrics},
+        "gate": gate,
+        "history": history,
+    }
+
+    def write_plots(folder: Path) -> None:
+        plot_learning_curves(history, folder / "learning_curves.png")
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], data.classes, folder / "confusion_matrix.png"
+        )
+
+    version, path = export_version(
+        classifier,
+        Path(models_dir),
+        name,
+        data.classes,
+        cfg.image_size,
+        weights.to_dict(),
+        extra_metadata=extra,
+        extra_files=write_plots,
+    )
+    metadata = json.loads((path / METADATA_FILE).read_text())
+    seconds["total"] = time.monotonic() - started
+    seconds["export"] = seconds["total"] - seconds["features"] - seconds["head"]
+    return FitResult(
+        version,
+        path,
+        metrics,
+        metadata,
+        classifier,
+        history,
+        extractor.images_through_base,
+        {k: round(v, 2) for k, v in seconds.items()},
+    )

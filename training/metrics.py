@@ -1,0 +1,40 @@
+"""Classification metrics as plain JSON-ready numbers (shared by fit, evaluate and the gate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows: true class; columns: predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return matrix
+
+
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]
+) -> dict[str, Any]:
+    """Accuracy, log loss, per-class precision/recall/support and the confusion matrix."""
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    y_pred = probs.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
+    per_class = {}
+    for i, label in enumerate(labels):
+        predicted, actual = int(matrix[:, i].sum()), int(matrix[i, :].sum())
+        per_class[label] = {
+            "precision": float(matrix[i, i] / predicted) if predicted else 0.0,
+            "recall": float(matrix[i, i] / actual) if actual else 0.0,
+            "support": actual,
+        }
+    return {
+        "count": len(y_true),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
+        "loss": float(-np.log(picked).mean()) if len(y_true) else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
