@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     # Dynamic batching.
     max_batch_size: Annotated[int, Field(ge=1)] = 16
     max_batch_delay_ms: Annotated[float, Field(ge=0.0)] = 5.0
-    batch_sizes: str = "1,2,4,8,16"  # padding buckets; also the warm-up sizes
+    # Padding buckets, also the warm-up sizes. Empty (the default): no padding, every batch
+    # size 1..max_batch_size is its own shape. On a CPU padding is pure waste (a batch of 9
+    # padded to 16 costs 16 images: -30 % throughput at concurrency 16 in bench.serving);
+    # the SavedModel's batch dimension is dynamic, so no size ever retraces. On a GPU, powers
+    # of two ("1,2,4,8,16,32,64") keep the number of shapes cuDNN autotunes small.
+    batch_sizes: str = ""
     max_queue: Annotated[int, Field(ge=1)] = 256  # images waiting per model version before 503
     request_timeout_s: Annotated[float, Field(gt=0.0)] = 30.0
 
@@ -69,8 +74,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"batch_sizes must be comma-separated integers, got {value!r}"
             ) from exc
-        if not sizes or min(sizes) < 1:
-            raise ValueError("batch_sizes needs at least one positive integer")
+        if sizes and min(sizes) < 1:
+            raise ValueError("batch_sizes must be positive integers")
         return ",".join(str(size) for size in sorted(set(sizes)))
 
     @field_validator("pinned_versions")
@@ -85,6 +90,8 @@ class Settings(BaseSettings):
     @property
     def buckets(self) -> list[int]:
         """Padding sizes up to max_batch_size, ascending; always ends at max_batch_size."""
+        if not self.batch_sizes:
+            return list(range(1, self.max_batch_size + 1))
         sizes = [int(part) for part in self.batch_sizes.split(",")]
         # The largest bucket is always a full batch, so no batch size is ever left untraced.
         return sorted({s for s in sizes if s < self.max_batch_size} | {self.max_batch_size})

@@ -17,7 +17,12 @@ def test_settings_read_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
     settings = Settings()
     assert settings.models_dir == Path("/srv/models")
     assert settings.max_batch_size == 8 and settings.admin_key == "k"
-    assert settings.buckets == [1, 2, 4, 8]
+    assert settings.buckets == [1, 2, 3, 4, 5, 6, 7, 8]  # no padding by default
+
+
+def test_settings_batch_sizes_pad_up_to_max_batch_size() -> None:
+    settings = Settings(max_batch_size=16, batch_sizes="4,1,32")
+    assert settings.buckets == [1, 4, 16]
 
 
 def test_settings_cli_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
