@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,12 @@ from training.fit import FitResult, fit
 
 SIZE = 32
 TINY = {"image_size": SIZE, "epochs": 3, "batch_size": 16, "patience": 3}
+
+
+def fit_tiny(data: Path, work: Path, name: str = "m", **overrides: Any) -> FitResult:
+    """`fit` with the tiny settings and random base weights; models and cache under `work`."""
+    kw: dict[str, Any] = {"base_weights": "none", "cache_dir": str(work / "c"), "progress": False}
+    return fit(data, name, work / "models", **{**kw, **TINY, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import tensorflow as tf
 import training.fit
 from imaging import load_image
 from tests.conftest import encode
-from tests.training.conftest import TINY
+from tests.training.conftest import TINY, fit_tiny
 from training.cli import main
 from training.data import DataError
 from training.fit import FitResult, fit
@@ -18,10 +18,9 @@ from training.repository import list_versions
 
 
 def test_fit_writes_version_1_then_2_without_overwriting(demo_dir: Path, tmp_path: Path) -> None:
-    kw = {"base_weights": "none", "cache_dir": str(tmp_path / "c"), "progress": False, **TINY}
-    first = fit(demo_dir, "m", tmp_path / "models", **kw)
+    first = fit_tiny(demo_dir, tmp_path)
     v1_meta = (first.path / "metadata.json").read_bytes()
-    second = fit(demo_dir, "m", tmp_path / "models", **kw)
+    second = fit_tiny(demo_dir, tmp_path)
     assert (first.version, second.version) == (1, 2)
     assert list_versions(tmp_path / "models" / "m") == [1, 2]
     assert (first.path / "metadata.json").read_bytes() == v1_meta
@@ -66,15 +65,7 @@ def test_fit_interrupted_before_rename_leaves_no_version(
 
     monkeypatch.setattr(training.fit, "plot_confusion_matrix", crash)
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            demo_dir,
-            "m",
-            tmp_path / "models",
-            base_weights="none",
-            cache_dir=str(tmp_path / "c"),
-            progress=False,
-            **TINY,
-        )
+        fit_tiny(demo_dir, tmp_path)
     assert list_versions(tmp_path / "models" / "m") == []
     assert [p.name for p in (tmp_path / "models" / "m").iterdir() if p.is_dir()] == []
 
@@ -85,15 +76,7 @@ def test_fit_unreadable_files_skipped_and_reported(
     (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
     good = (demo_copy / "train" / "truck" / "truck_00000.png").read_bytes()
     (demo_copy / "train" / "truck" / "cut.png").write_bytes(good[: len(good) // 2])
-    result = fit(
-        demo_copy,
-        "m",
-        tmp_path / "models",
-        base_weights="none",
-        cache_dir=str(tmp_path / "c"),
-        progress=False,
-        **TINY,
-    )
+    result = fit_tiny(demo_copy, tmp_path)
     skipped = result.metadata["training"]["skipped_files"]
     assert skipped["count"] == 2
     assert {Path(f).name for f in skipped["files"]} == {"notes.txt", "cut.png"}
@@ -106,15 +89,7 @@ def test_fit_class_without_readable_image_is_error(demo_copy: Path, tmp_path: Pa
     for f in (demo_copy / "valid" / "truck").iterdir():
         f.write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"valid.*truck|truck.*valid"):
-        fit(
-            demo_copy,
-            "m",
-            tmp_path / "models",
-            base_weights="none",
-            cache_dir=str(tmp_path / "c"),
-            progress=False,
-            **TINY,
-        )
+        fit_tiny(demo_copy, tmp_path)
     assert (
         not (tmp_path / "models" / "m").exists() or list_versions(tmp_path / "models" / "m") == []
     )
@@ -178,16 +153,7 @@ def test_fit_gate_refuses_worse_model_and_publishes_nothing(
 
 
 def test_fit_base_layer_cut_exports_and_records_it(demo_dir: Path, tmp_path: Path) -> None:
-    result = fit(
-        demo_dir,
-        "cut",
-        tmp_path / "models",
-        base_weights="none",
-        base_layer="block3_pool",
-        cache_dir=str(tmp_path / "c"),
-        progress=False,
-        **TINY,
-    )
+    result = fit_tiny(demo_dir, tmp_path, "cut", base_layer="block3_pool")
     assert result.metadata["training"]["hyperparameters"]["base_layer"] == "block3_pool"
     assert list((tmp_path / "c").glob("*-32px-block3_pool"))
     picture = load_image(sorted((demo_dir / "valid" / "car").iterdir())[0], 32)[None]
