@@ -27,6 +27,9 @@ SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"
 RESAMPLE = Image.Resampling.BILINEAR
 REDUCING_GAP = 3.0
 DEFAULT_MAX_PIXELS = 40_000_000
+# Bump when anything in load_image changes its pixels (filter, colour conversion, orientation):
+# cached training features are keyed by it, so features of old decodes are never reused.
+DECODE_VERSION = 1
 # A truncated file is an error, never a silently grey-padded picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 

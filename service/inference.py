@@ -9,7 +9,6 @@ TensorFlow either.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,9 +62,14 @@ def check_scores(model: ModelVersion, rows: Any) -> np.ndarray:
             )
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in row):
             raise Unprocessable(f"predictions[{i}] must hold numbers only")
-        if not all(math.isfinite(x) for x in row):
-            raise Unprocessable(f"predictions[{i}] holds NaN or infinite scores")
-    return np.asarray(rows, dtype=np.float64)
+    try:
+        scores = np.asarray(rows, dtype=np.float64)
+    except OverflowError as exc:  # a JSON integer too large for a float
+        raise Unprocessable("predictions hold a number too large for a float") from exc
+    bad = ~np.isfinite(scores).all(axis=1)
+    if bad.any():
+        raise Unprocessable(f"predictions[{int(bad.argmax())}] holds NaN or infinite scores")
+    return scores
 
 
 def prediction_body(

@@ -85,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last added runs first: metrics see every answer, including the 413 of the body cap.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
-        MetricsMiddleware, metrics=state.metrics, default_model=settings.default_model
+        MetricsMiddleware,
+        metrics=state.metrics,
+        default_model=settings.default_model,
+        known_models=lambda: state.repository.names() if state.repository else (),
     )
     return app

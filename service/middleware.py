@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,7 +51,12 @@ class BodyLimitMiddleware:
         too_big = f"the request body is larger than the limit of {self.max_bytes} bytes"
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self.max_bytes
+        ):
             await _send_json(send, 413, too_big)
             return
         chunks: list[bytes] = []
@@ -84,10 +89,17 @@ class BodyLimitMiddleware:
 class MetricsMiddleware:
     """Counts requests by endpoint (route template), model and status; times them."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, default_model: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        default_model: str,
+        known_models: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.default_model = default_model
+        self.known_models = known_models
 
     def _model(self, scope: Scope, endpoint: str) -> str:
         name = (scope.get("path_params") or {}).get("name")
@@ -121,6 +133,9 @@ class MetricsMiddleware:
             self.metrics.request_seconds.labels(endpoint=endpoint).observe(
                 time.perf_counter() - began
             )
-            # An unknown model name is client text: keep it out of the label set.
-            model = "" if status == 404 else self._model(scope, endpoint)
+            # A model name is client text: only names being served become label values,
+            # anything else is "other", so no request can grow the series without bound.
+            model = self._model(scope, endpoint)
+            if model and model not in self.known_models():
+                model = "other"
             self.metrics.requests.labels(endpoint=endpoint, model=model, status=str(status)).inc()

@@ -31,6 +31,17 @@ from training.repository import METADATA_FILE, list_models, list_versions
 log = logging.getLogger(__name__)
 
 
+def folder_fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative path, size, mtime) of every file below `path`: changes when any file does."""
+    entries = []
+    for file in sorted(path.rglob("*")):
+        with contextlib.suppress(OSError):  # a file removed while we look
+            if file.is_file():
+                stat = file.stat()
+                entries.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
 class ModelRepository:
     def __init__(
         self,
@@ -48,6 +59,9 @@ class ModelRepository:
         self._loaded: dict[str, dict[int, ModelVersion]] = {}
         self._latest: dict[str, int] = {}
         self.failures: dict[tuple[str, int], str] = {}
+        # What each failed folder looked like: a failure is retried once its files change
+        # (a copy that was still running, a file fixed by hand), never in a tight loop.
+        self._failed_as: dict[tuple[str, int], tuple[tuple[str, int, int], ...]] = {}
         self._lock = threading.RLock()  # guards _loaded/_latest (readers are requests)
         self._reload_lock = threading.Lock()  # one reload at a time (poller or admin)
         self._stop = threading.Event()
@@ -113,7 +127,7 @@ class ModelRepository:
         versions = list_versions(self.models_dir / name)
         # Newest first: the first one that loads becomes the latest.
         for version in sorted((v for v in versions if v > current), reverse=True):
-            if (name, version) in self.failures:
+            if self._known_failure(name, version):
                 continue
             model = self._try_load(name, version)
             if model is not None:
@@ -122,10 +136,20 @@ class ModelRepository:
         for version in sorted(self._pins.get(name, set())):
             with self._lock:
                 present = version in self._loaded.get(name, {})
-            if not present and version in versions and (name, version) not in self.failures:
+            if not present and version in versions and not self._known_failure(name, version):
                 model = self._try_load(name, version)
                 if model is not None:
                     self._swap_in(model, make_latest=False)
+
+    def _known_failure(self, name: str, version: int) -> bool:
+        """True if this version failed before and its files have not changed since."""
+        key = (name, version)
+        if key not in self.failures:
+            return False
+        if folder_fingerprint(self.models_dir / name / str(version)) == self._failed_as.get(key):
+            return True
+        del self.failures[key]
+        return False
 
     def _try_load(self, name: str, version: int) -> ModelVersion | None:
         path = self.models_dir / name / str(version)
@@ -143,6 +167,7 @@ class ModelRepository:
         except Exception as exc:  # anything else a broken export raises: skip it, keep serving
             reason = f"{type(exc).__name__}: {exc}"
         self.failures[(name, version)] = reason
+        self._failed_as[(name, version)] = folder_fingerprint(path)
         log.error("model %s version %d not loaded: %s", name, version, reason)
         if self._metrics is not None:
             self._metrics.load_failures.labels(model=name).inc()

@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     def _pins(cls, value: str) -> str:
         for item in filter(None, (part.strip() for part in value.split(","))):
             name, sep, version = item.rpartition(":")
-            if not sep or not name or not version.isdigit() or int(version) < 1:
+            if (
+                not sep
+                or not name
+                or not (version.isascii() and version.isdigit())
+                or int(version) < 1
+            ):
                 raise ValueError(f"pinned_versions entries look like car_truck:2, got {item!r}")
         return value
 

@@ -92,7 +92,7 @@ def parse_predict(body: Any) -> PredictRequest:
 def parse_version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise BadRequest(f"model version must be a positive integer, got {text!r}")
     return int(text)
 

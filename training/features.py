@@ -19,8 +19,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import PIL
 
 from imaging import ImageError, load_image
+from imaging.decode import DECODE_VERSION
 from training.model import BaseWeights, VGGPreprocess
 from training.progress import ProgressBar
 
@@ -74,7 +76,9 @@ class FeatureExtractor:
         self.batch_size = batch_size
         self.progress = progress
         identity = weights_identity(base, info)
-        folder = f"{identity}-{image_size}px-{layer}"  # `base` must end at `layer`
+        # Same weights, same decoding (ours and Pillow's), same size and cut: same features.
+        decoding = f"decode{DECODE_VERSION}-pil{PIL.__version__}"
+        folder = f"{identity}-{decoding}-{image_size}px-{layer}"  # `base` must end at `layer`
         self.cache_root = Path(cache_dir or default_cache_dir()) / folder
         inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
         outputs = base(VGGPreprocess()(inputs), training=False)

@@ -25,7 +25,9 @@ def list_versions(model_dir: Path) -> list[int]:
         return []
     versions = []
     for entry in model_dir.iterdir():
-        if entry.is_dir() and entry.name.isdigit() and int(entry.name) > 0:
+        # ASCII only: str.isdigit() also accepts digits such as "²" that int() rejects.
+        name = entry.name
+        if entry.is_dir() and name.isascii() and name.isdigit() and int(name) > 0:
             versions.append(int(entry.name))
     return sorted(versions)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.errors import BadRequest
+from service.errors import BadRequest, PayloadTooLarge
 from service.inference import check_scores, prediction_body
 from service.request_images import IMAGE_BODY, media_type, read_images
 from service.schemas import ERRORS, PredictResponse
@@ -69,7 +70,19 @@ async def decode_predictions(
     if not isinstance(body, dict) or "predictions" not in body:
         raise BadRequest('the JSON body must look like {"predictions": [[score, ...], ...]}')
     version = state.repository.get(model or state.settings.default_model)
-    scores = check_scores(version, body["predictions"])
+    rows = body["predictions"]
+    # The same per-request limit as for images (413); the work runs off the event loop.
+    limit = state.settings.max_images_per_request
+    if isinstance(rows, list) and len(rows) > limit:
+        raise PayloadTooLarge(
+            f"{len(rows)} rows of predictions in one request; the limit is {limit}"
+        )
+
+    def decode() -> dict[str, Any]:
+        scores = check_scores(version, rows)
+        return prediction_body(version, scores, [None] * len(scores), top)
+
+    result = await asyncio.to_thread(decode)
     response.headers["X-Model-Name"] = version.name
     response.headers["X-Model-Version"] = str(version.version)
-    return prediction_body(version, scores, [None] * len(scores), top)
+    return result

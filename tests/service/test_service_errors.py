@@ -145,3 +145,20 @@ def test_error_slow_inference_is_504(fresh_dir: Path, png: bytes) -> None:
     settings = make_settings(fresh_dir, request_timeout_s=0.05, max_batch_delay_ms=1000)
     with TestClient(create_app(settings)) as test_client:
         assert_error(test_client.post("/predict", content=png), 504, "did not answer")
+
+
+def test_error_scores_too_large_for_float_are_422(client: TestClient) -> None:
+    body = b'{"predictions": [[1' + b"0" * 400 + b", 0]]}"
+    response = client.post(
+        "/decode_predictions", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 422, "too large")
+
+
+def test_error_too_many_score_rows_is_413(client: TestClient) -> None:
+    rows = [[0.5, 0.5]] * 5  # the test settings allow 4 images (rows) per request
+    assert_error(client.post("/decode_predictions", json={"predictions": rows}), 413, "5 rows")
+
+
+def test_error_non_ascii_digit_version_is_400(client: TestClient) -> None:
+    assert_error(client.get("/v1/models/car_truck/versions/%C2%B2"), 400, "positive integer")

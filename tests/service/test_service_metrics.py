@@ -57,3 +57,16 @@ def test_metrics_series_move_with_requests(client: TestClient, png: bytes) -> No
     assert value(after, "vggsvc_model_version_loaded", model="car_truck", version="1") == 1
     assert ("vggsvc_queue_depth", frozenset({("model", "car_truck")})) in after
     assert ("vggsvc_requests_in_flight", frozenset()) in after
+
+
+def test_metrics_unknown_model_names_share_one_label(client: TestClient) -> None:
+    for i in range(3):
+        assert client.post(f"/predict?model=junk{i}", content=b"").status_code == 400
+    after = samples(client)
+    models = {
+        dict(labels).get("model") for (name, labels) in after if name == "vggsvc_requests_total"
+    }
+    assert not any(m and m.startswith("junk") for m in models)
+    assert (
+        value(after, "vggsvc_requests_total", endpoint="/predict", model="other", status="400") >= 3
+    )

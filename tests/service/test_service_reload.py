@@ -108,6 +108,22 @@ def test_reload_ignores_incomplete_and_invalid_folders(fresh_dir: Path, png: byt
         assert client.post("/predict", content=png).headers["X-Model-Version"] == "1"
 
 
+def test_reload_failed_version_is_retried_once_its_files_change(
+    fresh_dir: Path, model_store: Path, png: bytes
+) -> None:
+    """A version copied in by a tool that writes metadata.json first fails, then loads."""
+    publish_broken(fresh_dir, model_store, 2)
+    with TestClient(create_app(make_settings(fresh_dir))) as client:
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        assert ("car_truck", 2) in repo.failures
+        assert repo.reload() == {"car_truck": [1]}  # unchanged files: not retried
+        good = model_store / "car_truck" / "2" / "saved_model.pb"
+        (fresh_dir / "car_truck" / "2" / "saved_model.pb").write_bytes(good.read_bytes())
+        assert repo.reload() == {"car_truck": [2]}
+        assert ("car_truck", 2) not in repo.failures
+        assert client.post("/predict", content=png).headers["X-Model-Version"] == "2"
+
+
 def test_reload_wrong_label_count_is_rejected(fresh_dir: Path, model_store: Path) -> None:
     path = publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
     meta = (path / "metadata.json").read_text().replace('"truck"', '"truck", "bus"')

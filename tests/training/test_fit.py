@@ -174,3 +174,9 @@ def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None
             progress=False,
             **TINY,
         )
+
+
+def test_repository_ignores_non_ascii_digit_folders(tmp_path: Path) -> None:
+    for name in ("1", "²", "3", "٣"):
+        (tmp_path / name).mkdir()
+    assert list_versions(tmp_path) == [1, 3]
