@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo = build_repository(settings, state.metrics)
         state.repository = repo
         state.predictor = Predictor(repo, settings, state.metrics)
-        # Loading runs in a thread: /healthz answers (and /readyz says 503) meanwhile.
+        # Loading runs in a thread (the event loop stays free), but uvicorn opens the port only
+        # after start-up: probes need a start period that covers loading and warm-up.
         await asyncio.to_thread(repo.reload)
         loaded = {name: [m.version for m in repo.versions(name)] for name in repo.names()}
         log.info("serving %s from %s", loaded or "no model", settings.models_dir)
