@@ -17,6 +17,7 @@ from pathlib import Path
 
 METADATA_FILE = "metadata.json"
 TMP_PREFIX = ".tmp-"
+LAST_PUBLISHED_FILE = ".last-published"
 
 
 def list_versions(model_dir: Path) -> list[int]:
@@ -48,6 +49,13 @@ def latest_version(model_dir: Path) -> int | None:
     return versions[-1] if versions else None
 
 
+def _last_published(model_dir: Path) -> int:
+    try:
+        return int((model_dir / LAST_PUBLISHED_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 @contextlib.contextmanager
 def _publish_lock(model_dir: Path) -> Iterator[None]:
     # Two jobs publishing the same model at once must not pick the same number.
@@ -76,13 +84,16 @@ def publish_version(
     tmp.mkdir()
     try:
         with _publish_lock(model_dir):
-            version = (latest_version(model_dir) or 0) + 1
+            # The highest number ever published, not just the highest still on disk: a
+            # deleted bad version's number is never handed out again.
+            version = max(latest_version(model_dir) or 0, _last_published(model_dir)) + 1
             # Reserve the number while the (slow) write runs; other writers wait on the lock.
             write(tmp, version)
             final = model_dir / str(version)
             if final.exists():  # never overwrite a published version
                 raise FileExistsError(f"{final} already exists")
             os.rename(tmp, final)
+            (model_dir / LAST_PUBLISHED_FILE).write_text(f"{version}\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from tests.training.conftest import TINY, fit_tiny
 from training.cli import main
 from training.data import DataError
 from training.fit import FitResult, fit
-from training.repository import list_versions
+from training.repository import list_versions, publish_version
 
 
 def test_fit_writes_version_1_then_2_without_overwriting(demo_dir: Path, tmp_path: Path) -> None:
@@ -180,3 +181,15 @@ def test_repository_ignores_non_ascii_digit_folders(tmp_path: Path) -> None:
     for name in ("1", "²", "3", "٣"):
         (tmp_path / name).mkdir()
     assert list_versions(tmp_path) == [1, 3]
+
+
+def test_repository_never_reuses_a_deleted_version_number(tmp_path: Path) -> None:
+    def write(folder: Path, version: int) -> None:
+        (folder / "metadata.json").write_text(json.dumps({"version": version}))
+
+    assert publish_version(tmp_path, "m", write)[0] == 1
+    version, path = publish_version(tmp_path, "m", write)
+    assert version == 2
+    shutil.rmtree(path)  # an operator removes a bad version
+    assert publish_version(tmp_path, "m", write)[0] == 3
+    assert list_versions(tmp_path / "m") == [1, 3]
