@@ -36,6 +36,7 @@ FLAGS = {
     "max_batch_delay_ms": float,
     "batch_sizes": str,
     "max_queue": int,
+    "max_decode_queue": int,
     "request_timeout_s": float,
     "max_request_bytes": int,
     "max_image_pixels": int,

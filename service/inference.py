@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from imaging.decode import ImageError, load_image
-from service.errors import BadRequest, PayloadTooLarge, Unprocessable, from_image_error
+from service.errors import (
+    BadRequest,
+    InferenceTimeout,
+    Overloaded,
+    PayloadTooLarge,
+    Unprocessable,
+    from_image_error,
+)
 from service.metrics import Metrics
 from service.model_version import ModelVersion
 from service.repository import ModelRepository
@@ -97,6 +104,7 @@ class Predictor:
         self.settings = settings
         self.metrics = metrics
         self._pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self._decoding = 0  # images waiting for or in the decode pool (event loop only)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -121,10 +129,30 @@ class Predictor:
             self.metrics.decode_seconds.observe(time.perf_counter() - began)
 
     async def decode(self, items: Sequence[ImageInput], size: int) -> np.ndarray:
+        """Decode in the pool; bounded like the batch queue, and within the request timeout.
+
+        Large pictures can cost a second each to decode: without a bound, one request of
+        many such images would delay every other request's decoding without limit.
+        """
+        limit = self.settings.max_decode_queue
+        if self._decoding and self._decoding + len(items) > limit:
+            raise Overloaded(
+                f"the decode queue is full ({self._decoding} images waiting, limit {limit}); "
+                "retry shortly",
+                retry_after_s=1,
+            )
         loop = asyncio.get_running_loop()
-        arrays = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._decode_one, item, size) for item in items)
-        )
+        self._decoding += len(items)
+        jobs = [loop.run_in_executor(self._pool, self._decode_one, item, size) for item in items]
+        try:
+            arrays = await asyncio.wait_for(asyncio.gather(*jobs), self.settings.request_timeout_s)
+        except TimeoutError as exc:
+            raise InferenceTimeout(
+                f"decoding the images took longer than {self.settings.request_timeout_s:g} s; "
+                "send smaller images or fewer per request"
+            ) from exc
+        finally:
+            self._decoding -= len(items)
         return np.stack(arrays)
 
     async def predict_images(

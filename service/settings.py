@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # of two ("1,2,4,8,16,32,64") keep the number of shapes cuDNN autotunes small.
     batch_sizes: str = ""
     max_queue: Annotated[int, Field(ge=1)] = 256  # images waiting per model version before 503
+    max_decode_queue: Annotated[int, Field(ge=1)] = 256  # images waiting to be decoded, all models
     request_timeout_s: Annotated[float, Field(gt=0.0)] = 30.0
 
     # Input limits.

@@ -162,3 +162,10 @@ def test_error_too_many_score_rows_is_413(client: TestClient) -> None:
 
 def test_error_non_ascii_digit_version_is_400(client: TestClient) -> None:
     assert_error(client.get("/v1/models/car_truck/versions/%C2%B2"), 400, "positive integer")
+
+
+def test_error_slow_decoding_is_504(fresh_dir: Path) -> None:
+    big = encode(np.zeros((4000, 4000, 3), np.uint8), "PNG")  # ~0.3 s to decode
+    settings = make_settings(fresh_dir, request_timeout_s=0.01, max_image_pixels=20_000_000)
+    with TestClient(create_app(settings)) as test_client:
+        assert_error(test_client.post("/predict", content=big), 504, "decoding")

@@ -50,3 +50,11 @@ def test_settings_pins_parsed_and_bad_values_rejected() -> None:
     ):
         with pytest.raises(ValueError):
             Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_settings_every_field_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [
+        name for name in Settings.model_fields if f"| `VGGSVC_{name.upper()}` |" not in readme
+    ]
+    assert missing == []
