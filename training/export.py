@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -121,19 +122,26 @@ def export_version(
     base_weights: dict[str, str],
     extra_metadata: dict[str, Any] | None = None,
     extra_files: Any = None,
+    gate: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[int, Path]:
     """Publish `model` as the next version of `name`; returns `(version, path)`.
 
     `extra_files(tmp_dir)`, if given, writes plots or reports beside the
-    SavedModel before the version becomes visible.
+    SavedModel before the version becomes visible. `gate()`, if given, runs
+    under the publish lock before anything is written, so no other job can
+    publish between the check and this version; it raises to publish nothing,
+    and what it returns is recorded as `gate` in the metadata.
     """
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels")
 
     def write(tmp: Path, version: int) -> None:
+        passed = gate() if gate is not None else None
         write_savedmodel(model, tmp, image_size)
         meta = base_metadata(name, version, labels, image_size, base_weights)
         meta.update(extra_metadata or {})
+        if passed is not None:
+            meta["gate"] = passed
         if extra_files is not None:
             extra_files(tmp)
         # metadata.json last: its presence marks a complete version folder.
