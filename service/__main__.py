@@ -61,6 +61,12 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
             default=None,
             help=f"overrides VGGSVC_{name.upper()}",
         )
+    parser.add_argument(
+        "--load-in-background",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="overrides VGGSVC_LOAD_IN_BACKGROUND",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:

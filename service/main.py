@@ -52,16 +52,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo = build_repository(settings, state.metrics)
         state.repository = repo
         state.predictor = Predictor(repo, settings, state.metrics)
-        # Loading runs in a thread (the event loop stays free), but uvicorn opens the port only
-        # after start-up: probes need a start period that covers loading and warm-up.
-        await asyncio.to_thread(repo.reload)
-        loaded = {name: [m.version for m in repo.versions(name)] for name in repo.names()}
-        log.info("serving %s from %s", loaded or "no model", settings.models_dir)
-        repo.start_polling(settings.poll_interval_s)
+
+        async def first_load() -> None:
+            # In a thread: the event loop keeps answering /healthz and /readyz meanwhile.
+            await asyncio.to_thread(repo.reload)
+            loaded = {name: [m.version for m in repo.versions(name)] for name in repo.names()}
+            log.info("serving %s from %s", loaded or "no model", settings.models_dir)
+            repo.start_polling(settings.poll_interval_s)
+
+        # uvicorn opens the port only when start-up returns, so loading in the background
+        # is what lets liveness probes see the process while VGG16 loads and warms up.
+        loading = asyncio.create_task(first_load()) if settings.load_in_background else None
+        if loading is None:
+            await first_load()
         try:
             yield
         finally:
             state.shutting_down.set()
+            if loading is not None:
+                await loading  # a reload thread cannot be interrupted: let it finish
             await asyncio.to_thread(repo.close, settings.graceful_timeout_s)
             state.predictor.close()
             log.info("service stopped")

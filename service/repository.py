@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.errors import ModelNotFound
+from service.errors import ModelNotFound, NotReady
 from service.metrics import Metrics
 from service.model_version import (
     BatchingConfig,
@@ -80,6 +80,8 @@ class ModelRepository:
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         """The latest (or the named) loaded version; ModelNotFound (404) if there is none."""
         with self._lock:
+            if name not in self._latest and not self.scanned:
+                raise NotReady("models are still loading; retry shortly (see /readyz)")
             if name not in self._latest:
                 known = ", ".join(sorted(self._latest)) or "none"
                 raise ModelNotFound(f"model {name!r} is not loaded; loaded models: {known}")

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # "name:version,name:version": versions kept loaded beside the latest one.
     pinned_versions: str = ""
     poll_interval_s: Annotated[float, Field(ge=0.0)] = 5.0  # 0 turns the directory poller off
+    # Load in the background: the port opens at once, /healthz answers and /readyz says 503
+    # until every model is loaded and warmed up. False: the port opens only after loading.
+    load_in_background: bool = True
 
     # Network. One process on purpose: each process holds its own copy of every model
     # (GPU memory included) and its own batcher, so more processes mean smaller batches.

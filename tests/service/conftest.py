@@ -79,6 +79,8 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "models_dir": models_dir,
         "poll_interval_s": 0,
+        # Tests look at the repository right after start-up: load before serving.
+        "load_in_background": False,
         "batch_sizes": "1,4",
         "max_batch_size": 4,
         "max_batch_delay_ms": 2,

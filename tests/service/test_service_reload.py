@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from service.main import create_app
+from service.repository import ModelRepository
 from tests.service.conftest import make_settings, publish_copy
 
 
@@ -149,3 +151,26 @@ def test_reload_pinned_version_stays_loaded(fresh_dir: Path, model_store: Path, 
         assert pinned.status_code == 200 and latest.status_code == 200
         assert pinned.json() != latest.json()  # two different models answer
         assert client.get("/readyz").status_code == 200
+
+
+def test_background_loading_serves_health_before_models_are_ready(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    original = ModelRepository.reload
+
+    def held_reload(self: ModelRepository) -> dict[str, list[int]]:
+        release.wait(30)  # stands for a slow VGG16 load and warm-up
+        return original(self)
+
+    monkeypatch.setattr(ModelRepository, "reload", held_reload)
+    settings = make_settings(fresh_dir, load_in_background=True)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "still loading" in ready.text
+        early = client.post("/predict", content=png)
+        assert early.status_code == 503 and "still loading" in early.json()["error"]
+        release.set()
+        assert wait_for(lambda: client.get("/readyz").status_code == 200)
+        assert client.post("/predict", content=png).status_code == 200
