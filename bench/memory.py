@@ -24,24 +24,9 @@ from pathlib import Path
 
 from bench.photos import jpeg_from_cifar
 from bench.serving import ROOT, export_model, free_port, load, rss_mb, server
+from training.imagenet import export_imagenet
 
 RESULTS = ROOT / "bench" / "results" / "memory.json"
-
-
-def export_imagenet(models_dir: Path) -> None:
-    from training.export import export_version
-    from training.model import build_base, build_imagenet_classifier
-
-    base, weights = build_base("none", 224, include_top=True)
-    labels = [f"class_{i}" for i in range(1000)]
-    export_version(
-        build_imagenet_classifier(base),
-        models_dir,
-        "vgg16_imagenet",
-        labels,
-        224,
-        weights.to_dict(),
-    )
 
 
 def service_cmd(port: int) -> list[str]:
@@ -75,7 +60,7 @@ def main() -> None:
     print(report, flush=True)
 
     if not args.skip_imagenet:
-        export_imagenet(models)
+        export_imagenet(models, weights="none")  # the real exporter; weights do not change memory
         port = free_port()
         with server(
             service_cmd(port), dict(env, VGGSVC_MODELS_DIR=str(models)), port, work / "b.log"

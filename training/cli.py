@@ -19,6 +19,12 @@ EXIT_GATE = 3
 EXIT_WEIGHTS = 4
 
 
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
+    )
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     from training.fit import FitConfig  # defaults live in one place: FitConfig
 
@@ -132,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy, precision/recall, confusion matrix as JSON",
         description="Score a published model on a labelled folder; JSON on stdout.",
     )
-    p.add_argument(
-        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
-    )
+    _model_arg(p)
     p.add_argument(
         "--data",
         required=True,
@@ -150,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch scoring: one JSON line per image on stdout",
         description="Score files and folders; unreadable files give an error line.",
     )
-    p.add_argument(
-        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
-    )
+    _model_arg(p)
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quiet", action="store_true")
