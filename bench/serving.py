@@ -186,43 +186,31 @@ def main() -> None:
     print(f"ceiling (in-process, images/s by batch): {ceiling_by_batch}", flush=True)
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    results: dict[str, object] = {}
-    port = free_port()
-    ours_env = dict(env, VGGSVC_MODELS_DIR=str(work / "models"), VGGSVC_DEFAULT_MODEL="car_truck")
-    print("our service:", flush=True)
-    with server(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        ours_env,
-        port,
-        work / "service.log",
-    ) as pid:
-        results["ours"] = measure(
-            f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for
-        )
-    if not args.skip_naive:
+
+    def bench_server(label: str, cmd: list[str], server_env: dict[str, str]) -> list[dict]:
+        """Start one server on a free port, load it at every level, stop it."""
         port = free_port()
-        naive_env = dict(env, NAIVE_MODEL=str(model_path))
-        print("naive baseline:", flush=True)
+        print(f"{label}:", flush=True)
         with server(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.naive_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            naive_env,
+            [*cmd, "--host", "127.0.0.1", "--port", str(port)],
+            server_env,
             port,
-            work / "naive.log",
+            work / f"{label}.log",
         ) as pid:
-            results["naive"] = measure(
-                f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for
-            )
+            return measure(f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for)
+
+    results: dict[str, object] = {}
+    results["ours"] = bench_server(
+        "ours",
+        [sys.executable, "-m", "service"],
+        dict(env, VGGSVC_MODELS_DIR=str(work / "models"), VGGSVC_DEFAULT_MODEL="car_truck"),
+    )
+    if not args.skip_naive:
+        results["naive"] = bench_server(
+            "naive",
+            [sys.executable, "-m", "uvicorn", "bench.naive_app:app", "--log-level", "warning"],
+            dict(env, NAIVE_MODEL=str(model_path)),
+        )
 
     summary = summarise(results, best_ceiling)
     report = {
