@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import ROOT, free_port, rss_mb
 from bench.photos import jpeg_from_cifar
-from bench.serving import ROOT, export_model, free_port, load, rss_mb, server
+from bench.serving import export_model, load, server
 from training.imagenet import export_imagenet
 
 RESULTS = ROOT / "bench" / "results" / "memory.json"

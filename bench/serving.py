@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,40 +29,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 
+from bench.harness import ROOT, export_tiny, free_port, rss_mb, wait_ready
 from bench.photos import jpeg_from_cifar
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "serving.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def export_model(models_dir: Path, image_size: int) -> Path:
-    from training.export import export_version
-    from training.model import build_base, build_classifier, build_head
-
-    base, weights = build_base("none", image_size, seed=0)
-    head = build_head(base.output_shape[1:], 2, width=256)
-    model = build_classifier(base, head, image_size)
-    _, path = export_version(
-        model, models_dir, "car_truck", ["car", "truck"], image_size, weights.to_dict()
-    )
-    return path
+    """The benchmark's car_truck: random base weights (weights do not change speed)."""
+    return export_tiny(models_dir, "car_truck", size=image_size, width=256, head="flatten")
 
 
 def ceiling(model_path: Path, image_size: int, batch_sizes: list[int], seconds: float) -> dict:
@@ -90,16 +66,10 @@ def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterato
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            deadline = time.time() + 300
-            while time.time() < deadline:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                time.sleep(0.5)
-            else:
-                raise RuntimeError(f"server not ready in 300 s; see {log}")
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=300)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; see {log}") from exc
             yield proc.pid
         finally:
             proc.send_signal(signal.SIGTERM)

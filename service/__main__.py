@@ -23,50 +23,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.settings import ENV_PREFIX, NOT_FLAGS, Settings
 
-FLAGS = {
-    "models_dir": str,
-    "host": str,
-    "port": int,
-    "default_model": str,
-    "pinned_versions": str,
-    "poll_interval_s": float,
-    "max_batch_size": int,
-    "max_batch_delay_ms": float,
-    "batch_sizes": str,
-    "max_queue": int,
-    "max_decode_queue": int,
-    "request_timeout_s": float,
-    "max_request_bytes": int,
-    "max_image_pixels": int,
-    "max_images_per_request": int,
-    "decode_threads": int,
-    "tf_intra_op_threads": int,
-    "tf_inter_op_threads": int,
-    "gpu_memory_limit_mb": int,
-    "graceful_timeout_s": int,
-    "log_level": str,
-}
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per Settings field (but NOT_FLAGS), with its description and default."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description=(__doc__ or "").split("\n")[0],
+        epilog="Every flag overrides its VGGSVC_* environment variable.",
+    )
+    for name, info in Settings.model_fields.items():
+        if name in NOT_FLAGS:
+            continue
+        env = ENV_PREFIX + name.upper()
+        default = info.get_default(call_default_factory=True)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        help_text = f"{info.description} (default: {shown}; env {env})"
+        flag = "--" + name.replace("_", "-")
+        if info.annotation is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            # Passed on as text: Settings parses and validates flags and variables alike.
+            parser.add_argument(flag, default=None, metavar=name.upper(), help=help_text)
+    return parser
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(
-        prog="python -m service", description=(__doc__ or "").split("\n")[0]
-    )
-    for name, kind in FLAGS.items():
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=None,
-            help=f"overrides VGGSVC_{name.upper()}",
-        )
-    parser.add_argument(
-        "--load-in-background",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="overrides VGGSVC_LOAD_IN_BACKGROUND",
-    )
+    parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
@@ -99,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from service.main import create_app  # imports TensorFlow: after the flags are checked
+    from service.app import create_app  # imports TensorFlow: after the flags are checked
 
     app = create_app(settings)
     config = uvicorn.Config(

@@ -2,9 +2,10 @@
 
 A `DynamicBatcher` owns one worker thread. The worker takes the first waiting
 request, then keeps collecting until it has `max_batch_size` images or
-`max_batch_delay_ms` has passed since that first request, pads the batch to the
-next fixed bucket size (so TensorFlow sees a handful of shapes, all warmed up at
-load time) and makes one model call. Results travel back through
+`max_batch_delay_ms` has passed since that first request, and makes one model
+call. With padding buckets configured (`VGGSVC_BATCH_SIZES`, off by default)
+the batch is padded up to the next bucket, so TensorFlow sees only those
+shapes, all warmed up at load time; without, every size 1..max is a bucket. Results travel back through
 `concurrent.futures.Future`s that the event loop awaits, so the loop never runs
 TensorFlow. The queue is bounded in images; a full queue raises `Overloaded`.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.errors import InferenceTimeout, NotReady, Overloaded
-from service.metrics import Metrics
+from service.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,12 @@ class DynamicBatcher:
     def __init__(
         self,
         predict: Predict,
-        label: str,
+        name: str,
+        version: int,
         buckets: list[int],
         max_delay_s: float,
         max_queue: int,
         metrics: Metrics | None = None,
-        version: int = 0,
     ) -> None:
         self._predict = predict
         self._buckets = sorted(buckets)
@@ -57,14 +58,17 @@ class DynamicBatcher:
         self._max_delay_s = max_delay_s
         self._max_queue = max_queue
         self._metrics = metrics
-        self._label = label
-        self._version = str(version)
+        self._name = name
+        # Every series carries the version: a pinned version and the latest batch apart.
+        self._labels = {"model": name, "version": str(version)}
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued_images = 0
         self._cond = threading.Condition()
         self._closing = False
         self.model_calls = 0  # batches run, for tests and logs
-        self._thread = threading.Thread(target=self._run, name=f"batcher-{label}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"batcher-{name}-{version}", daemon=True
+        )
         self._thread.start()
 
     # ---- called from the event loop ------------------------------------------------
@@ -76,7 +80,7 @@ class DynamicBatcher:
                 raise NotReady("the model version is shutting down; retry", retry_after_s=1)
             if self._queued_images and self._queued_images + len(images) > self._max_queue:
                 raise Overloaded(
-                    f"the queue for {self._label} is full ({self._queued_images} images "
+                    f"the queue for {self._name} is full ({self._queued_images} images "
                     "waiting); retry shortly",
                     retry_after_s=1,
                 )
@@ -104,15 +108,13 @@ class DynamicBatcher:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
-
-    @property
-    def queued_images(self) -> int:
-        return self._queued_images
+        if self._metrics is not None and not self._thread.is_alive():
+            self._metrics.queue_depth.remove(*self._labels.values())
 
     # ---- worker thread ---------------------------------------------------------------
     def _set_depth(self) -> None:
         if self._metrics is not None:
-            self._metrics.queue_depth.labels(model=self._label).set(self._queued_images)
+            self._metrics.queue_depth.labels(**self._labels).set(self._queued_images)
 
     def _take_batch(self) -> list[_Job] | None:
         """Block until there is work; return up to max_batch_size images of jobs."""
@@ -152,13 +154,15 @@ class DynamicBatcher:
             if self._metrics is not None:
                 taken = time.perf_counter()
                 for job in live:
-                    self._metrics.queue_wait_seconds.labels(model=self._label).observe(
+                    self._metrics.queue_wait_seconds.labels(**self._labels).observe(
                         taken - job.enqueued
                     )
             try:
                 results = self._infer(np.concatenate([job.images for job in live]))
             except Exception as exc:  # a failed model call fails its requests, not the thread
-                log.exception("inference failed for %s", self._label)
+                log.exception(
+                    "inference failed for %s version %s", self._name, self._labels["version"]
+                )
                 for job in live:
                     job.future.set_exception(exc)
                 continue
@@ -181,10 +185,10 @@ class DynamicBatcher:
             probs = self._predict(chunk)[:n]
             self.model_calls += 1
             if self._metrics is not None:
-                self._metrics.inference_seconds.labels(model=self._label).observe(
+                self._metrics.inference_seconds.labels(**self._labels).observe(
                     time.perf_counter() - began
                 )
-                self._metrics.batch_size.labels(model=self._label).observe(n)
-                self._metrics.model_calls.labels(model=self._label, version=self._version).inc()
+                self._metrics.batch_size.labels(**self._labels).observe(n)
+                self._metrics.model_calls.labels(**self._labels).inc()
             outputs.append(probs)
         return np.concatenate(outputs)

@@ -6,7 +6,14 @@ No FastAPI here: the repository, batcher and request parsing raise these and
 
 from __future__ import annotations
 
+from typing import Any
+
 from imaging.decode import CorruptImageError, ImageError, ImageTooLargeError, NotAnImageError
+
+
+def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error shape of every failure: `{"error": "<what to do>", "status": <code>}`."""
+    return {"error": message, "status": status, **extra}
 
 
 class ServiceError(Exception):
@@ -22,6 +29,15 @@ class ServiceError(Exception):
 
 class BadRequest(ServiceError):
     status = 400
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    status = 403
 
 
 class ModelNotFound(ServiceError):

@@ -1,24 +1,25 @@
-"""One error shape for every failure: `{"error": "<what to do>", "status": <code>}`."""
+"""Map every failure to the one error shape (`service.errors.error_body`) and its status."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service.errors import ServiceError
+from service.errors import ServiceError, error_body
 
 log = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, message: str, headers: Mapping[str, str] | None = None
+    status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message, **extra), status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from service.metrics import Metrics
+from service.errors import error_body
+from service.telemetry import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,7 +25,7 @@ MODEL_ENDPOINTS = ("/predict", "/decode_predictions")
 
 
 async def _send_json(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message, "status": status}).encode()
+    body = json.dumps(error_body(status, message)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -5,9 +5,10 @@ highest valid integer version serves, plus any versions pinned in settings. A
 new version is loaded beside the old one, checked and warmed up
 (`model_version.load_model_version`), then swapped in under a lock; the old one
 is released once its in-flight requests finish. A version that fails is logged
-with its reason, counted, remembered (versions are never rewritten, so it is not
-retried) and skipped; the old one keeps serving. Folders without metadata.json
-are still being written by a non-atomic writer and are looked at again later.
+with its reason, counted and skipped while the old one keeps serving; it is
+tried again only once its files change (a copy that was still running, a file
+fixed by hand), never in a tight loop. Folders without metadata.json are still
+being written by a non-atomic writer and are looked at again later.
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from modelstore.layout import list_models, list_versions
+from modelstore.metadata import METADATA_FILE, InvalidModelError
 from service.errors import ModelNotFound, NotReady
-from service.metrics import Metrics
-from service.model_version import (
-    BatchingConfig,
-    InvalidModelError,
-    ModelVersion,
-    load_model_version,
-)
-from training.repository import METADATA_FILE, list_models, list_versions
+from service.model_version import BatchingConfig, ModelVersion, load_model_version
+from service.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +56,7 @@ class ModelRepository:
         self._loaded: dict[str, dict[int, ModelVersion]] = {}
         self._latest: dict[str, int] = {}
         self.failures: dict[tuple[str, int], str] = {}
-        # What each failed folder looked like: a failure is retried once its files change
-        # (a copy that was still running, a file fixed by hand), never in a tight loop.
+        # What each failed folder looked like when it failed (see _known_failure).
         self._failed_as: dict[tuple[str, int], tuple[tuple[str, int, int], ...]] = {}
         self._lock = threading.RLock()  # guards _loaded/_latest (readers are requests)
         self._reload_lock = threading.Lock()  # one reload at a time (poller or admin)
@@ -218,6 +214,5 @@ class ModelRepository:
             self._loaded.clear()
             self._latest.clear()
         for model in models:
-            if model.batcher is not None:
-                model.batcher.close(timeout_s)
+            model.batcher.close(timeout_s)
             model.retire()

@@ -7,7 +7,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
-from service.inference import ImageInput
+from service.predictor import ImageInput
 
 FILE_FIELDS = ("file", "files")
 # OpenAPI description of the two accepted bodies (the route reads the request itself).

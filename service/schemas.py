@@ -24,10 +24,6 @@ class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
 
 
-class ScoresRequest(BaseModel):
-    predictions: list[list[float]]
-
-
 class ModelInfo(BaseModel):
     name: str
     version: int

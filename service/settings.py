@@ -1,117 +1,163 @@
 """The service's one settings object, read from `VGGSVC_*` environment variables.
 
-Every field is documented in the README's configuration table; `python -m
-service` flags override the environment. Validation happens at start-up, so a
-bad value stops the process with a message instead of failing a request later.
+Every field's description is its documentation: `python -m service --help`
+prints it with the default, and the README's configuration table repeats it.
+`python -m service` flags are generated from these fields and override the
+environment. Validation happens at start-up, so a bad value stops the process
+with a message instead of failing a request later.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "VGGSVC_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# Settings that never become command-line flags: a secret in argv is visible to every
+# user of the machine (ps, /proc/<pid>/cmdline).
+NOT_FLAGS = frozenset({"admin_key"})
+
+
+def _comma_items(value: Any) -> Any:
+    """`"a, b,,c"` -> `["a", "b", "c"]`; lists and other values unchanged."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VGGSVC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    # Where models live and which one answers when a request names none.
-    models_dir: Path = Path("models")
-    default_model: str = "car_truck"
-    # "name:version,name:version": versions kept loaded beside the latest one.
-    pinned_versions: str = ""
-    poll_interval_s: Annotated[float, Field(ge=0.0)] = 5.0  # 0 turns the directory poller off
-    # Load in the background: the port opens at once, /healthz answers and /readyz says 503
-    # until every model is loaded and warmed up. False: the port opens only after loading.
-    load_in_background: bool = True
+    # ---- models ---------------------------------------------------------------------
+    models_dir: Path = Field(Path("models"), description="the model repository to serve")
+    default_model: str = Field(
+        "car_truck", description="the model that answers requests naming none"
+    )
+    pinned_versions: Annotated[dict[str, list[int]], NoDecode] = Field(
+        default_factory=dict,
+        description="versions kept loaded beside the latest, e.g. car_truck:1,car_truck:3",
+    )
+    poll_interval_s: float = Field(
+        5.0, ge=0.0, description="seconds between model directory scans; 0 turns polling off"
+    )
+    load_in_background: bool = Field(
+        True,
+        description="open the port at once and load models behind it (/readyz says 503 "
+        "until they are warm); off: the port opens only after loading",
+    )
 
-    # Network. One process on purpose: each process holds its own copy of every model
-    # (GPU memory included) and its own batcher, so more processes mean smaller batches.
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8000
-    graceful_timeout_s: Annotated[int, Field(ge=0)] = 20
-    log_level: str = "info"
+    # ---- network. One process on purpose: each process holds its own copy of every
+    # model (GPU memory included) and its own batcher, so more processes mean smaller
+    # batches; scale out with replicas behind a balancer instead (deploy/).
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on")
+    graceful_timeout_s: int = Field(
+        20, ge=0, description="seconds in-flight requests get to finish after SIGTERM"
+    )
+    log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
+    admin_key: str | None = Field(
+        None,
+        description="Bearer key of /admin/*; unset disables them (403). Environment only",
+    )
 
-    # Admin endpoints are disabled (403) unless a key is set.
-    admin_key: str | None = None
+    # ---- dynamic batching -------------------------------------------------------------
+    max_batch_size: int = Field(16, ge=1, description="images per model call at most")
+    max_batch_delay_ms: float = Field(
+        5.0, ge=0.0, description="how long the first queued image waits for more"
+    )
+    # Empty (the default): no padding, every batch size 1..max_batch_size is its own
+    # shape. On a CPU padding is pure waste (a batch of 9 padded to 16 costs 16 images:
+    # -30 % throughput at concurrency 16 in bench.serving); the SavedModel's batch
+    # dimension is dynamic, so no size ever retraces. On a GPU, powers of two keep the
+    # number of shapes cuDNN autotunes small.
+    batch_sizes: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="padding buckets (and warm-up sizes), e.g. 1,2,4,8,16; empty: no padding",
+    )
+    max_queue: int = Field(256, ge=1, description="images waiting per model version before 503")
+    max_decode_queue: int = Field(
+        256, ge=1, description="images waiting to be decoded, all models, before 503"
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0.0, description="decode + queue + inference budget of a request (504)"
+    )
 
-    # Dynamic batching.
-    max_batch_size: Annotated[int, Field(ge=1)] = 16
-    max_batch_delay_ms: Annotated[float, Field(ge=0.0)] = 5.0
-    # Padding buckets, also the warm-up sizes. Empty (the default): no padding, every batch
-    # size 1..max_batch_size is its own shape. On a CPU padding is pure waste (a batch of 9
-    # padded to 16 costs 16 images: -30 % throughput at concurrency 16 in bench.serving);
-    # the SavedModel's batch dimension is dynamic, so no size ever retraces. On a GPU, powers
-    # of two ("1,2,4,8,16,32,64") keep the number of shapes cuDNN autotunes small.
-    batch_sizes: str = ""
-    max_queue: Annotated[int, Field(ge=1)] = 256  # images waiting per model version before 503
-    max_decode_queue: Annotated[int, Field(ge=1)] = 256  # images waiting to be decoded, all models
-    request_timeout_s: Annotated[float, Field(gt=0.0)] = 30.0
+    # ---- input limits -----------------------------------------------------------------
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1, description="body size cap (413)")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="width x height cap, checked before decoding (413)"
+    )
+    max_images_per_request: int = Field(64, ge=1, description="images per request (413)")
+    decode_threads: int = Field(2, ge=1, description="threads decoding images")
 
-    # Input limits.
-    max_request_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024
-    max_image_pixels: Annotated[int, Field(ge=1)] = 40_000_000
-    max_images_per_request: Annotated[int, Field(ge=1)] = 64
-    decode_threads: Annotated[int, Field(ge=1)] = 2
-
-    # TensorFlow threading and GPU memory (0 threads = TensorFlow's default).
-    tf_intra_op_threads: Annotated[int, Field(ge=0)] = 0
-    # One inter-op thread: VGG16 is a chain of ops with nothing to run side by side, and a
-    # second pool only competes with the intra-op threads (bench.serving: +5 % throughput at
-    # concurrency 16 on 2 cores, and 20 MB less memory).
-    tf_inter_op_threads: Annotated[int, Field(ge=0)] = 1
-    gpu_memory_limit_mb: Annotated[int | None, Field(ge=1)] = None
+    # ---- TensorFlow threading and GPU memory ------------------------------------------
+    tf_intra_op_threads: int = Field(
+        0, ge=0, description="TensorFlow intra-op threads; 0: TensorFlow's default"
+    )
+    # One inter-op thread: VGG16 is a chain of ops with nothing to run side by side, and
+    # a second pool only competes with the intra-op threads (bench.serving: +5 %
+    # throughput at concurrency 16 on 2 cores, and 20 MB less memory).
+    tf_inter_op_threads: int = Field(
+        1, ge=0, description="TensorFlow inter-op threads; 0: TensorFlow's default"
+    )
+    gpu_memory_limit_mb: int | None = Field(
+        None, ge=1, description="cap on GPU memory per GPU; unset: grow as needed"
+    )
 
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         value = value.lower()
-        if value not in {"critical", "error", "warning", "info", "debug"}:
-            raise ValueError("log_level must be critical, error, warning, info or debug")
+        if value not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         return value
 
-    @field_validator("batch_sizes")
+    @field_validator("batch_sizes", mode="before")
     @classmethod
-    def _bucket_list(cls, value: str) -> str:
-        try:
-            sizes = [int(part) for part in value.split(",") if part.strip()]
-        except ValueError as exc:
-            raise ValueError(
-                f"batch_sizes must be comma-separated integers, got {value!r}"
-            ) from exc
-        if sizes and min(sizes) < 1:
-            raise ValueError("batch_sizes must be positive integers")
-        return ",".join(str(size) for size in sorted(set(sizes)))
+    def _bucket_list(cls, value: Any) -> Any:
+        items = _comma_items(value)
+        if isinstance(items, list):
+            try:
+                sizes = [int(item) for item in items]
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"batch_sizes must be comma-separated integers, got {value!r}"
+                ) from exc
+            if sizes and min(sizes) < 1:
+                raise ValueError("batch_sizes must be positive integers")
+            return sorted(set(sizes))
+        return value
 
-    @field_validator("pinned_versions")
+    @field_validator("pinned_versions", mode="before")
     @classmethod
-    def _pins(cls, value: str) -> str:
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            name, sep, version = item.rpartition(":")
-            if (
-                not sep
-                or not name
-                or not (version.isascii() and version.isdigit())
-                or int(version) < 1
-            ):
+    def _pins(cls, value: Any) -> Any:
+        items = _comma_items(value)
+        if not isinstance(items, list):
+            return value
+        pins: dict[str, list[int]] = {}
+        for item in items:
+            name, sep, version = str(item).rpartition(":")
+            if not sep or not name or not (version.isascii() and version.isdigit()):
                 raise ValueError(f"pinned_versions entries look like car_truck:2, got {item!r}")
-        return value
+            if int(version) < 1:
+                raise ValueError(f"pinned version numbers start at 1, got {item!r}")
+            pins.setdefault(name, []).append(int(version))
+        return {name: sorted(set(versions)) for name, versions in pins.items()}
 
     @property
     def buckets(self) -> list[int]:
         """Padding sizes up to max_batch_size, ascending; always ends at max_batch_size."""
         if not self.batch_sizes:
             return list(range(1, self.max_batch_size + 1))
-        sizes = [int(part) for part in self.batch_sizes.split(",")]
         # The largest bucket is always a full batch, so no batch size is ever left untraced.
-        return sorted({s for s in sizes if s < self.max_batch_size} | {self.max_batch_size})
+        return sorted(
+            {s for s in self.batch_sizes if s < self.max_batch_size} | {self.max_batch_size}
+        )
 
     @property
     def pins(self) -> dict[str, set[int]]:
-        pins: dict[str, set[int]] = {}
-        for item in filter(None, (part.strip() for part in self.pinned_versions.split(","))):
-            name, _, version = item.rpartition(":")
-            pins.setdefault(name, set()).add(int(version))
-        return pins
+        return {name: set(versions) for name, versions in self.pinned_versions.items()}

@@ -1,6 +1,8 @@
 """What the routes share: settings, repository, predictor, metrics and the lifecycle flag.
 
-Routes receive it through the typed dependency `StateDep`.
+Routes receive them through typed dependencies: `StateDep`, `SettingsDep`,
+`RepositoryDep` and `PredictorDep` (the last two answer 503 while the app is
+still starting, before the lifespan has built them).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.inference import Predictor
-from service.metrics import Metrics
+from service.errors import NotReady
+from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings
+from service.telemetry import Metrics
 
 
 @dataclass
@@ -50,3 +53,24 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_repository(state: StateDep) -> ModelRepository:
+    if state.repository is None:
+        raise NotReady("the service is starting; retry shortly (see /readyz)")
+    return state.repository
+
+
+def get_predictor(state: StateDep) -> Predictor:
+    if state.predictor is None:
+        raise NotReady("the service is starting; retry shortly (see /readyz)")
+    return state.predictor
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]

@@ -11,11 +11,55 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from training.inference import PublishedModel
+import numpy as np
+
+from imaging import ImageError, load_image
+from modelstore.loader import PublishedModel, load_published
 from training.progress import ProgressBar
+
+
+@dataclass
+class Batch:
+    paths: list[Path]  # readable files, in order
+    probabilities: np.ndarray  # [len(paths), num_classes]
+    errors: list[tuple[Path, str]]  # unreadable files in this batch, with the reason
+
+
+def score_files(
+    model: PublishedModel, paths: Iterable[Path], batch_size: int = 32
+) -> Iterator[Batch]:
+    """Decode (`imaging.load_image`, like the service) and score files in batches.
+
+    Streamed: memory stays at one batch of pictures, whatever the file count.
+    """
+    chunk: list[Path] = []
+    for path in paths:
+        chunk.append(Path(path))
+        if len(chunk) >= batch_size:
+            yield _score_batch(model, chunk)
+            chunk = []
+    if chunk:
+        yield _score_batch(model, chunk)
+
+
+def _score_batch(model: PublishedModel, paths: list[Path]) -> Batch:
+    pictures, ok, errors = [], [], []
+    for path in paths:
+        try:
+            pictures.append(load_image(path, model.image_size))
+            ok.append(path)
+        except (ImageError, OSError) as exc:
+            errors.append((path, str(exc)))
+    probs = (
+        model.predict(np.stack(pictures))
+        if pictures
+        else np.zeros((0, len(model.labels)), np.float32)
+    )
+    return Batch(ok, probs, errors)
 
 
 def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
@@ -40,17 +84,17 @@ def predict_to_stream(
     progress: bool = True,
 ) -> tuple[int, int]:
     """Write one JSON line per file to `out`; returns (scored, failed)."""
-    model = PublishedModel(Path(model_path))
+    model = load_published(Path(model_path))
     total = sum(1 for _ in iter_files(inputs))  # a count only, for the progress bar
     bar = ProgressBar(total, "predict", enabled=progress)
     scored = failed = 0
-    for batch in model.predict_files(iter_files(inputs), batch_size):
+    for batch in score_files(model, iter_files(inputs), batch_size):
         for path, probs in zip(batch.paths, batch.probabilities, strict=True):
             best = int(probs.argmax())
             line = {
                 "path": str(path),
                 "label": model.labels[best],
-                "class_id": best,
+                "class_id": model.class_ids[best],
                 "score": float(probs[best]),
                 "scores": {label: float(p) for label, p in zip(model.labels, probs, strict=True)},
             }

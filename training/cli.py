@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from modelstore.metadata import InvalidModelError
     from training.data import DataError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
@@ -232,6 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsUnavailableError as exc:
         print(f"error: base weights: {exc}", file=sys.stderr)
         return EXIT_WEIGHTS
-    except (DataError, FileNotFoundError, ValueError) as exc:
+    except (DataError, InvalidModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -125,8 +125,9 @@ def load_dataset(data_dir: Path, valid_split: float | None = None, seed: int = 0
         classes, everything = scan_split(root)
         train, valid = stratified_split(everything, valid_split, seed)
         dirs = {c: [root / c] for c in classes}
+    valid_counts = valid.counts(classes)
     for name in classes:
-        if name not in valid.counts(classes) or valid.counts(classes)[name] == 0:
+        if valid_counts[name] == 0:
             raise DataError(f"class {name!r} has no validation images in {root}")
     return DataSet(root, classes, train, valid, dirs)
 

@@ -125,7 +125,7 @@ def draw_vehicle(kind: str, size: int, rng: random.Random) -> Image.Image:
 
 
 def generate(out: Path, train: int = 300, valid: int = 100, size: int = 128, seed: int = 0) -> dict:
-    """Write `out/{train,valid}/{car,truck}/NNNN.png`; returns the counts written."""
+    """Write `out/{train,valid}/{car,truck}/{car,truck}_NNNNN.png`; returns the counts written."""
     if size < 16:
         raise ValueError(f"--size must be at least 16 pixels, got {size}")
     out = Path(out)

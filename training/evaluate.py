@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from modelstore.loader import load_published
+from training.batch_predict import score_files
 from training.data import DataError, scan_split
-from training.inference import PublishedModel
-from training.metrics import classification_metrics
 from training.progress import ProgressBar
+from training.scores import classification_metrics
 
 
 def evaluate(
@@ -25,7 +26,7 @@ def evaluate(
     """Metrics of the model version at `model_path` on the images under `data_dir`."""
     data_dir = Path(data_dir)
     folder = data_dir / "valid" if (data_dir / "valid").is_dir() else data_dir
-    model = PublishedModel(Path(model_path))
+    model = load_published(Path(model_path))
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [n for n in names if n not in model.labels]
     if unknown:
@@ -38,7 +39,7 @@ def evaluate(
     probs: list[np.ndarray] = []
     skipped: dict[str, str] = {}
     bar = ProgressBar(len(split), "evaluate", enabled=progress)
-    for batch in model.predict_files(split.paths, batch_size):
+    for batch in score_files(model, split.paths, batch_size):
         y_true.extend(truth[p] for p in batch.paths)
         probs.append(batch.probabilities)
         skipped.update({str(p): msg for p, msg in batch.errors})
@@ -47,8 +48,8 @@ def evaluate(
     scores = np.concatenate(probs) if probs else np.zeros((0, len(model.labels)))
     result = classification_metrics(np.asarray(y_true), scores, model.labels)
     return {
-        "model": model.metadata.get("name"),
-        "version": model.metadata.get("version"),
+        "model": model.name,
+        "version": model.version,
         "path": str(model.path),
         "data": str(folder),
         "labels": model.labels,

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,16 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from training.repository import METADATA_FILE, publish_version
-
-SERVING_SIGNATURE = "serving_default"
-BYTES_SIGNATURE = "serve_bytes"
-INPUT_NAME = "images"
-BYTES_INPUT_NAME = "image_bytes"
-OUTPUT_NAME = "probabilities"
-METADATA_FORMAT = 1
+from modelstore.contract import (
+    BYTES_INPUT_NAME,
+    BYTES_SIGNATURE,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SERVING_SIGNATURE,
+    signature_summary,
+)
+from modelstore.layout import Draft, reserve_version
+from modelstore.metadata import BaseWeightsRecord, ModelMetadata, write_metadata
 
 
 def package_version() -> str:
@@ -83,68 +83,48 @@ def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> None:
     )
 
 
-def base_metadata(
-    name: str, version: int, labels: list[str], image_size: int, base_weights: dict[str, str]
-) -> dict[str, Any]:
-    """The fields every exported version carries; callers add training details."""
-    return {
-        "format_version": METADATA_FORMAT,
-        "name": name,
-        "version": version,
-        "labels": list(labels),
-        "image_size": image_size,
-        "signatures": {
-            SERVING_SIGNATURE: {
-                "inputs": {
-                    INPUT_NAME: {"dtype": "uint8", "shape": [-1, image_size, image_size, 3]}
-                },
-                "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, len(labels)]}},
-            },
-            BYTES_SIGNATURE: {
-                "inputs": {BYTES_INPUT_NAME: {"dtype": "string", "shape": [-1]}},
-                "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, len(labels)]}},
-            },
-        },
-        "base_weights": dict(base_weights),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "package_version": package_version(),
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-    }
+def new_metadata(
+    draft: Draft,
+    labels: list[str],
+    image_size: int,
+    base_weights: dict[str, str],
+    **fields: Any,
+) -> ModelMetadata:
+    """The metadata of a version being published; `fields` add training details."""
+    if len(labels) < 2:
+        raise ValueError(f"a classifier needs at least two labels, got {labels}")
+    return ModelMetadata(
+        name=draft.name,
+        version=draft.version,
+        labels=list(labels),
+        image_size=image_size,
+        signatures=signature_summary(image_size, len(labels)),
+        base_weights=BaseWeightsRecord(**base_weights),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        package_version=package_version(),
+        tensorflow_version=tf.__version__,
+        keras_version=keras.__version__,
+        **fields,
+    )
 
 
-def export_version(
+def publish_classifier(
     model: keras.Model,
     models_dir: Path,
     name: str,
     labels: list[str],
     image_size: int,
     base_weights: dict[str, str],
-    extra_metadata: dict[str, Any] | None = None,
-    extra_files: Any = None,
-    gate: Callable[[], dict[str, Any]] | None = None,
-) -> tuple[int, Path]:
-    """Publish `model` as the next version of `name`; returns `(version, path)`.
+    **fields: Any,
+) -> Draft:
+    """Publish `model` as the next version of `name` (SavedModel + metadata); returns it.
 
-    `extra_files(tmp_dir)`, if given, writes plots or reports beside the
-    SavedModel before the version becomes visible. `gate()`, if given, runs
-    under the publish lock before anything is written, so no other job can
-    publish between the check and this version; it raises to publish nothing,
-    and what it returns is recorded as `gate` in the metadata.
+    For exports with nothing else to check or write; `fit` spells the same steps
+    out because it gates and plots inside the reservation.
     """
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels")
-
-    def write(tmp: Path, version: int) -> None:
-        passed = gate() if gate is not None else None
-        write_savedmodel(model, tmp, image_size)
-        meta = base_metadata(name, version, labels, image_size, base_weights)
-        meta.update(extra_metadata or {})
-        if passed is not None:
-            meta["gate"] = passed
-        if extra_files is not None:
-            extra_files(tmp)
-        # metadata.json last: its presence marks a complete version folder.
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
-
-    return publish_version(Path(models_dir), name, write)
+    with reserve_version(Path(models_dir), name) as draft:
+        write_savedmodel(model, draft.path, image_size)
+        write_metadata(draft.path, new_metadata(draft, labels, image_size, base_weights, **fields))
+    return draft

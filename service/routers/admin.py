@@ -11,25 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 
-from service.errors import ServiceError
+from service.errors import Forbidden, Unauthorized
 from service.schemas import ERRORS, ReloadResponse
-from service.state import AppState, StateDep
-
-router = APIRouter(prefix="/admin", tags=["admin"])
+from service.state import RepositoryDep, StateDep
 
 
-class Forbidden(ServiceError):
-    status = 403
-
-
-class Unauthorized(ServiceError):
-    status = 401
-    headers = {"WWW-Authenticate": "Bearer"}
-
-
-def require_admin(
-    state: StateDep, authorization: Annotated[str | None, Header()] = None
-) -> AppState:
+def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
     key = state.settings.admin_key
     if not key:
         raise Forbidden("admin endpoints are disabled; set VGGSVC_ADMIN_KEY to enable them")
@@ -37,18 +24,16 @@ def require_admin(
     # Constant-time comparison, so the key cannot be guessed byte by byte from timings.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), key.encode()):
         raise Unauthorized("missing or wrong admin key; send Authorization: Bearer <key>")
-    return state
 
 
-AdminDep = Annotated[AppState, Depends(require_admin)]
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 @router.post(
     "/reload", response_model=ReloadResponse, responses={401: ERRORS[400], 403: ERRORS[400]}
 )
-async def reload(state: AdminDep) -> dict[str, Any]:
+async def reload(repository: RepositoryDep) -> dict[str, Any]:
     """Load any new model version now instead of at the next poll."""
-    assert state.repository is not None
-    loaded = await asyncio.to_thread(state.repository.reload)
-    failures = {f"{name}:{v}": why for (name, v), why in state.repository.failures.copy().items()}
+    loaded = await asyncio.to_thread(repository.reload)
+    failures = {f"{name}:{v}": why for (name, v), why in repository.failures.copy().items()}
     return {"loaded": loaded, "failures": failures}

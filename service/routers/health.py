@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from service.gpu import gpu_memory_in_use
+from service.http_errors import error_response
 from service.schemas import HealthResponse, ReadyError
 from service.state import StateDep
 
@@ -25,10 +26,8 @@ async def readyz(state: StateDep) -> JSONResponse:
     """Ready when every configured model is loaded and warmed up, and not shutting down."""
     reasons = state.not_ready_reasons()
     if reasons:
-        return JSONResponse(
-            {"error": "not ready: " + "; ".join(reasons), "status": 503, "reasons": reasons},
-            status_code=503,
-            headers={"Retry-After": "5"},
+        return error_response(
+            503, "not ready: " + "; ".join(reasons), {"Retry-After": "5"}, reasons=reasons
         )
     return JSONResponse({"status": "ready", "reasons": []})
 

@@ -7,27 +7,25 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.schemas import ModelsResponse
-from service.state import StateDep
+from service.state import RepositoryDep, SettingsDep
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/models", response_model=ModelsResponse)
-async def list_models(state: StateDep) -> dict[str, Any]:
-    repo = state.repository
+async def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict[str, Any]:
     models = []
-    for name in repo.names() if repo is not None else []:
-        assert repo is not None
-        latest = repo.get(name)
+    for name in repository.names():
+        latest = repository.get(name)
         models.append(
             {
                 "name": name,
                 "version": latest.version,
-                "versions": [m.version for m in repo.versions(name)],
+                "versions": [m.version for m in repository.versions(name)],
                 "labels": latest.labels,
                 "image_size": latest.image_size,
                 "device": latest.device,
-                "base_weights": latest.metadata.get("base_weights"),
+                "base_weights": latest.metadata.base_weights.model_dump(),
             }
         )
-    return {"default_model": state.settings.default_model, "models": models}
+    return {"default_model": settings.default_model, "models": models}

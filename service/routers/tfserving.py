@@ -8,14 +8,15 @@ from fastapi import APIRouter, Request
 
 from service.errors import BadRequest
 from service.schemas import ERRORS
-from service.state import StateDep
-from service.tfserving import model_metadata, parse_predict, parse_version, version_status
+from service.state import PredictorDep, RepositoryDep
+from service.tfserving_codec import model_metadata, parse_predict, parse_version, version_status
 
 router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"])
 
 
-async def _predict(request: Request, state: StateDep, name: str, version: str | None) -> Any:
-    assert state.predictor is not None
+async def _predict(
+    request: Request, predictor: PredictorDep, name: str, version: str | None
+) -> Any:
     number = parse_version(version)
     try:
         body = await request.json()
@@ -23,47 +24,45 @@ async def _predict(request: Request, state: StateDep, name: str, version: str | 
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     parsed = parse_predict(body)
     if parsed.encoded is not None:
-        result = await state.predictor.predict_images(name, number, parsed.encoded)
+        result = await predictor.predict_images(name, number, parsed.encoded)
     else:
-        assert parsed.arrays is not None
-        result = await state.predictor.predict_arrays(name, number, parsed.arrays)
+        assert parsed.arrays is not None  # parse_predict returns one of the two
+        result = await predictor.predict_arrays(name, number, parsed.arrays)
     rows = result.probabilities.tolist()
     return {"outputs": rows} if parsed.columnar else {"predictions": rows}
 
 
 @router.post("/{name}:predict", responses=ERRORS)
-async def predict(request: Request, state: StateDep, name: str) -> Any:
+async def predict(request: Request, predictor: PredictorDep, name: str) -> Any:
     """`{"instances": [{"b64": "..."}]}` -> `{"predictions": [[p, ...], ...]}`."""
-    return await _predict(request, state, name, None)
+    return await _predict(request, predictor, name, None)
 
 
 @router.post("/{name}/versions/{version}:predict", responses=ERRORS)
-async def predict_version(request: Request, state: StateDep, name: str, version: str) -> Any:
-    return await _predict(request, state, name, version)
+async def predict_version(
+    request: Request, predictor: PredictorDep, name: str, version: str
+) -> Any:
+    return await _predict(request, predictor, name, version)
 
 
 @router.get("/{name}", responses=ERRORS)
-async def status(state: StateDep, name: str) -> Any:
+async def status(repository: RepositoryDep, name: str) -> Any:
     """Every loaded version of the model, its state and the device it runs on."""
-    assert state.repository is not None
-    state.repository.get(name)  # 404 when unknown
-    return version_status(state.repository.versions(name))
+    repository.get(name)  # 404 when unknown
+    return version_status(repository.versions(name))
 
 
 @router.get("/{name}/versions/{version}", responses=ERRORS)
-async def status_version(state: StateDep, name: str, version: str) -> Any:
-    assert state.repository is not None
-    return version_status([state.repository.get(name, parse_version(version))])
+async def status_version(repository: RepositoryDep, name: str, version: str) -> Any:
+    return version_status([repository.get(name, parse_version(version))])
 
 
 @router.get("/{name}/metadata", responses=ERRORS)
-async def metadata(state: StateDep, name: str) -> Any:
+async def metadata(repository: RepositoryDep, name: str) -> Any:
     """The serving signature (TF Serving's signature_def shape), labels and input size."""
-    assert state.repository is not None
-    return model_metadata(state.repository.get(name))
+    return model_metadata(repository.get(name))
 
 
 @router.get("/{name}/versions/{version}/metadata", responses=ERRORS)
-async def metadata_version(state: StateDep, name: str, version: str) -> Any:
-    assert state.repository is not None
-    return model_metadata(state.repository.get(name, parse_version(version)))
+async def metadata_version(repository: RepositoryDep, name: str, version: str) -> Any:
+    return model_metadata(repository.get(name, parse_version(version)))

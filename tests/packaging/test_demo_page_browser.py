@@ -3,20 +3,14 @@
 Starts `python -m service` on a free port with a tiny car_truck model (random 32 px base,
 made here), uploads a generated PNG through the page's file input and checks that the
 classes appear as labelled bars with scores. Needs Debian's chromium (`apt-get install -y
-chromium`); skipped, with that reason, only when it is missing.
+chromium`, which the test command does when run as root). Skipped, with that reason, when it
+is missing on a developer's machine; under CI=true a missing Chromium fails the run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.harness import export_tiny, running_service
 from tests.conftest import encode
-from tests.packaging.deploy_files import REPO
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,68 +34,18 @@ LABELS = ["car", "truck"]
 SCORE_TEXT = re.compile(r"^[01]\.\d{3} \(\d{1,3}\.\d%\)$")
 
 if not Path(CHROMIUM).is_file():
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
-    )
-if importlib.util.find_spec("service.__main__") is None:
-    pytest.skip("the service package is not in this checkout yet", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _make_tiny_model(models_dir: Path) -> None:
-    from training.export import export_version
-    from training.model import build_base, build_classifier, build_head
-
-    base, weights = build_base("none", 32)
-    head = build_head(base.output_shape[1:], len(LABELS), width=8)
-    export_version(
-        build_classifier(base, head, 32), models_dir, "car_truck", LABELS, 32, weights.to_dict()
-    )
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the service was not ready within 180 s:\n{log.read_text()[-3000:]}")
+    reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("demo-page")
-    models_dir = root / "models"
-    _make_tiny_model(models_dir)
-    port = _free_port()
-    log = root / "service.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    argv = [sys.executable, "-m", "service", "--models-dir", str(models_dir)]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
+    export_tiny(root / "models", "car_truck", LABELS, width=8, head="flatten")
+    with running_service(root / "models", log=root / "service.log") as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

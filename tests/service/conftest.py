@@ -14,33 +14,22 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from bench.harness import export_tiny
+from service.app import create_app
 from service.settings import Settings
 from tests.conftest import encode
-from training.export import export_version
 from training.imagenet import imagenet_class_index
-from training.model import build_base, build_classifier, build_head
 
 SIZE = 32
 LABELS = ["car", "truck"]
-
-
-def export_tiny(
-    models_dir: Path, name: str, labels: list[str], seed: int, extra: dict | None = None
-) -> Path:
-    base, weights = build_base("none", SIZE, seed=seed)
-    head = build_head(base.output_shape[1:], len(labels), kind="gap", width=8, dropout=0.0)
-    model = build_classifier(base, head, SIZE)
-    _, path = export_version(model, models_dir, name, labels, SIZE, weights.to_dict(), extra)
-    return path
 
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """car_truck versions 1 and 2 (different weights), kept aside to be copied into tests."""
     store = tmp_path_factory.mktemp("store")
-    export_tiny(store, "car_truck", LABELS, seed=1)
-    export_tiny(store, "car_truck", LABELS, seed=2)
+    export_tiny(store, "car_truck", LABELS, SIZE, seed=1)
+    export_tiny(store, "car_truck", LABELS, SIZE, seed=2)
     return store
 
 
@@ -62,11 +51,7 @@ def models_dir(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     # Same labels and class index as `training export-imagenet`, at 32 px instead of 224.
     index = imagenet_class_index()
     export_tiny(
-        root,
-        "vgg16_imagenet",
-        [name for _, name in index],
-        seed=3,
-        extra={"class_index": [list(pair) for pair in index]},
+        root, "vgg16_imagenet", [name for _, name in index], SIZE, seed=3, class_index=index
     )
     # Things the repository must ignore.
     (root / "car_truck" / ".tmp-half-written").mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from service.app import create_app
 from tests.service.conftest import make_settings, publish_copy
 
 

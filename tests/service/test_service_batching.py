@@ -12,9 +12,9 @@ import tensorflow as tf
 from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
+from service.app import create_app
 from service.batcher import DynamicBatcher
 from service.errors import Overloaded
-from service.main import create_app
 from tests.conftest import encode
 from tests.service.conftest import SIZE, make_settings
 
@@ -66,7 +66,7 @@ def batch_of(value: int, n: int = 1) -> np.ndarray:
 
 def test_batcher_pads_to_buckets_and_splits_large_requests() -> None:
     seen: list[int] = []
-    batcher = DynamicBatcher(echo_rows(seen), "echo", [1, 4], max_delay_s=0.0, max_queue=64)
+    batcher = DynamicBatcher(echo_rows(seen), "echo", 1, [1, 4], max_delay_s=0.0, max_queue=64)
     try:
         three = batcher.submit(batch_of(3, 3)).result(timeout=10)
         assert three.shape == (3, 2) and np.all(three == 3)
@@ -87,7 +87,7 @@ def test_batcher_close_finishes_queued_work() -> None:
         release.wait(10)
         return inner(images)  # type: ignore[operator]
 
-    batcher = DynamicBatcher(slow, "slow", [1, 2], max_delay_s=0.0, max_queue=2)
+    batcher = DynamicBatcher(slow, "slow", 1, [1, 2], max_delay_s=0.0, max_queue=2)
     first = batcher.submit(batch_of(1))
     second = batcher.submit(batch_of(2))
     with pytest.raises(Overloaded):

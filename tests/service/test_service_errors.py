@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from service.app import create_app
 from tests.conftest import encode
 from tests.service.conftest import files, make_settings
 

@@ -55,7 +55,7 @@ def test_metrics_series_move_with_requests(client: TestClient, png: bytes) -> No
         assert total(after, name) > total(before, name), name
     assert total(after, "vggsvc_predictions_total") == total(before, "vggsvc_predictions_total") + 2
     assert value(after, "vggsvc_model_version_loaded", model="car_truck", version="1") == 1
-    assert ("vggsvc_queue_depth", frozenset({("model", "car_truck")})) in after
+    assert ("vggsvc_queue_depth", frozenset({("model", "car_truck"), ("version", "1")})) in after
     assert ("vggsvc_requests_in_flight", frozenset()) in after
 
 

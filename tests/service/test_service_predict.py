@@ -69,14 +69,15 @@ def test_predict_matches_savedmodel_called_directly(
 def test_predict_matches_training_predict_and_evaluate_path(
     client: TestClient, models_dir: Path, tmp_path: Path, png: bytes, jpeg: bytes
 ) -> None:
-    """The service and `training evaluate`/`predict` (PublishedModel) agree on the same files."""
-    from training.inference import PublishedModel
+    """The service and `training evaluate`/`predict` (one loader) agree on the same files."""
+    from modelstore.loader import load_published
+    from training.batch_predict import score_files
 
     paths = []
     for name, data in (("a.png", png), ("b.jpg", jpeg)):
         paths.append(tmp_path / name)
         paths[-1].write_bytes(data)
-    (batch,) = PublishedModel(models_dir / "car_truck").predict_files(paths)
+    (batch,) = score_files(load_published(models_dir / "car_truck"), paths)
     for path, expected in zip(batch.paths, batch.probabilities, strict=True):
         served = client.post("/predict", content=path.read_bytes()).json()
         scores = {c["class_id"]: c["score"] for c in served["predictions"][0]["classes"]}
@@ -149,7 +150,7 @@ def test_health_and_ready_answer_ok(client: TestClient) -> None:
 
 
 def test_readyz_not_ready_without_default_model(models_dir: Path, tmp_path: Path) -> None:
-    from service.main import create_app
+    from service.app import create_app
     from tests.service.conftest import make_settings
 
     empty = tmp_path / "empty"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,16 +22,10 @@ def wait_until_queued(base: str) -> bool:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
-        if 'vggsvc_queue_depth{model="car_truck"} 1.0' in metrics:
+        if 'vggsvc_queue_depth{model="car_truck",version="1"} 1.0' in metrics:
             return True
         time.sleep(0.02)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.timeout(180)
@@ -110,7 +105,7 @@ def test_process_rejects_invalid_settings() -> None:
 def test_process_readyz_turns_503_when_shutdown_starts(fresh_dir: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from service.main import create_app
+    from service.app import create_app
     from tests.service.conftest import make_settings
 
     with TestClient(create_app(make_settings(fresh_dir))) as client:

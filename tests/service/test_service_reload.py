@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
+from service.app import create_app
 from service.repository import ModelRepository
 from tests.service.conftest import make_settings, publish_copy
 
@@ -91,8 +91,8 @@ def test_reload_old_version_released_after_in_flight_requests(
             assert repo.reload() == {"car_truck": [2]}
             # The request holding version 1 can still finish on it.
             assert old.batcher.submit(np.zeros((1, 32, 32, 3), np.uint8)).result(10).shape == (1, 2)
-            assert old._fn is not None
-        assert old._fn is None  # released when the last request let go
+            assert not old.model.released
+        assert old.model.released  # released when the last request let go
         assert client.post("/predict", content=png).headers["X-Model-Version"] == "2"
 
 

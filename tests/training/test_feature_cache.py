@@ -12,7 +12,7 @@ def test_feature_cache_second_fit_runs_base_on_no_image(demo_dir: Path, tmp_path
     warm = fit_tiny(demo_dir, tmp_path, base_weights="hed")
     assert cold.images_through_base == 36  # 24 train + 12 valid
     assert warm.images_through_base == 0
-    assert warm.metadata["training"]["images_through_base"] == 0
+    assert warm.metadata.training["images_through_base"] == 0
 
 
 def test_feature_cache_added_files_are_the_only_ones_computed(

@@ -10,12 +10,12 @@ import tensorflow as tf
 
 import training.fit
 from imaging import load_image
+from modelstore.layout import list_versions, reserve_version
 from tests.conftest import encode
 from tests.training.conftest import TINY, fit_tiny
 from training.cli import main
 from training.data import DataError
 from training.fit import FitResult, fit
-from training.repository import list_versions, publish_version
 
 
 def test_fit_writes_version_1_then_2_without_overwriting(demo_dir: Path, tmp_path: Path) -> None:
@@ -78,10 +78,10 @@ def test_fit_unreadable_files_skipped_and_reported(
     good = (demo_copy / "train" / "truck" / "truck_00000.png").read_bytes()
     (demo_copy / "train" / "truck" / "cut.png").write_bytes(good[: len(good) // 2])
     result = fit_tiny(demo_copy, tmp_path)
-    skipped = result.metadata["training"]["skipped_files"]
+    skipped = result.metadata.training["skipped_files"]
     assert skipped["count"] == 2
     assert {Path(f).name for f in skipped["files"]} == {"notes.txt", "cut.png"}
-    assert result.metadata["training"]["class_counts"]["train"] == {"car": 12, "truck": 12}
+    assert result.metadata.training["class_counts"]["train"] == {"car": 12, "truck": 12}
     err = capsys.readouterr().err
     assert "skipped 2 unreadable file(s)" in err and "notes.txt" in err
 
@@ -155,7 +155,7 @@ def test_fit_gate_refuses_worse_model_and_publishes_nothing(
 
 def test_fit_base_layer_cut_exports_and_records_it(demo_dir: Path, tmp_path: Path) -> None:
     result = fit_tiny(demo_dir, tmp_path, "cut", base_layer="block3_pool")
-    assert result.metadata["training"]["hyperparameters"]["base_layer"] == "block3_pool"
+    assert result.metadata.training["hyperparameters"]["base_layer"] == "block3_pool"
     assert list((tmp_path / "c").glob("*-32px-block3_pool"))
     picture = load_image(sorted((demo_dir / "valid" / "car").iterdir())[0], 32)[None]
     loaded = tf.saved_model.load(str(result.path))
@@ -184,12 +184,14 @@ def test_repository_ignores_non_ascii_digit_folders(tmp_path: Path) -> None:
 
 
 def test_repository_never_reuses_a_deleted_version_number(tmp_path: Path) -> None:
-    def write(folder: Path, version: int) -> None:
-        (folder / "metadata.json").write_text(json.dumps({"version": version}))
+    def publish() -> Path:
+        with reserve_version(tmp_path, "m") as draft:
+            (draft.path / "metadata.json").write_text(json.dumps({"version": draft.version}))
+        return draft.final_path
 
-    assert publish_version(tmp_path, "m", write)[0] == 1
-    version, path = publish_version(tmp_path, "m", write)
-    assert version == 2
-    shutil.rmtree(path)  # an operator removes a bad version
-    assert publish_version(tmp_path, "m", write)[0] == 3
+    assert publish().name == "1"
+    second = publish()
+    assert second.name == "2"
+    shutil.rmtree(second)  # an operator removes a bad version
+    assert publish().name == "3"
     assert list_versions(tmp_path / "m") == [1, 3]

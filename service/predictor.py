@@ -26,10 +26,10 @@ from service.errors import (
     Unprocessable,
     from_image_error,
 )
-from service.metrics import Metrics
 from service.model_version import ModelVersion
 from service.repository import ModelRepository
 from service.settings import Settings
+from service.telemetry import Metrics
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,14 @@ class Predictor:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def check_count(self, n: int) -> None:
-        if n == 0:
+    def check_count(self, n: int, what: str = "images") -> None:
+        if n == 0 and what == "images":
             raise BadRequest(
                 "the request holds no image; send multipart field 'file' or a raw image body"
             )
         if n > self.settings.max_images_per_request:
             raise PayloadTooLarge(
-                f"{n} images in one request; the limit is {self.settings.max_images_per_request}"
+                f"{n} {what} in one request; the limit is {self.settings.max_images_per_request}"
             )
 
     def _decode_one(self, item: ImageInput, size: int) -> np.ndarray:
@@ -178,8 +178,22 @@ class Predictor:
                 )
             return await self._run(model, images)
 
+    async def decode_scores(self, name: str, rows: Any, top: int) -> dict[str, Any]:
+        """`decode_predictions` on client-sent scores: rows `[n, classes]` -> top-k labels.
+
+        The same per-request limit as for images (413); the work runs off the event loop.
+        """
+        model = self.repository.get(name)
+        if isinstance(rows, list):
+            self.check_count(len(rows), what="rows of predictions")
+
+        def decode() -> dict[str, Any]:
+            scores = check_scores(model, rows)
+            return prediction_body(model, scores, [None] * len(scores), top)
+
+        return await asyncio.to_thread(decode)
+
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
-        assert model.batcher is not None
         probs = await model.batcher.predict(images, self.settings.request_timeout_s)
         best = probs.argmax(axis=1)
         for row, index in zip(probs, best, strict=True):

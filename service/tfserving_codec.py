@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from modelstore.contract import INPUT_NAMES, SERVING_SIGNATURE, SIGNATURES
 from service.errors import BadRequest, Unprocessable
-from service.inference import ImageInput
-from service.model_version import INPUT, SIGNATURE, ModelVersion
-
-SIGNATURES = (SIGNATURE, "serve_bytes")
-INPUT_NAMES = (INPUT, "image_bytes")
+from service.model_version import ModelVersion
+from service.predictor import ImageInput
 
 
 @dataclass
@@ -59,7 +57,7 @@ def _unwrap(instance: Any, where: str) -> Any:
 def parse_predict(body: Any) -> PredictRequest:
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object like {"instances": [{"b64": "..."}]}')
-    signature = body.get("signature_name", SIGNATURE)
+    signature = body.get("signature_name", SERVING_SIGNATURE)
     if signature not in SIGNATURES:
         raise BadRequest(f"unknown signature_name {signature!r}; use {' or '.join(SIGNATURES)}")
     if ("instances" in body) == ("inputs" in body):
@@ -114,9 +112,9 @@ def version_status(models: list[ModelVersion]) -> dict[str, Any]:
 def model_metadata(model: ModelVersion) -> dict[str, Any]:
     return {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-        "metadata": {"signature_def": {"signature_def": {SIGNATURE: model.signature_def}}},
+        "metadata": {"signature_def": {"signature_def": {SERVING_SIGNATURE: model.signature_def}}},
         "labels": model.labels,
         "image_size": model.image_size,
         "device": model.device,
-        "base_weights": model.metadata.get("base_weights"),
+        "base_weights": model.metadata.base_weights.model_dump(),
     }

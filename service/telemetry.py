@@ -50,21 +50,21 @@ class Metrics:
         self.queue_wait_seconds = Histogram(
             "vggsvc_queue_wait_seconds",
             "Time a request waited in the batch queue.",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inference_seconds = Histogram(
             "vggsvc_inference_duration_seconds",
             "Time of one model call (one batch).",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
             "vggsvc_batch_size",
             "Images per model call, before padding.",
-            ["model"],
+            ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
@@ -77,7 +77,7 @@ class Metrics:
         self.queue_depth = Gauge(
             "vggsvc_queue_depth",
             "Images waiting in the batch queue.",
-            ["model"],
+            ["model", "version"],
             registry=r,
         )
         self.in_flight = Gauge(

@@ -1,6 +1,6 @@
 """Assemble the FastAPI app: settings, devices, repository, routers, errors, middleware.
 
-`create_app(settings)` is the factory (`uvicorn --factory service.main:create_app`);
+`create_app(settings)` is the factory (`uvicorn --factory service.app:create_app`);
 `python -m service` is the usual way to run it. The lifespan loads every model
 (warmed up) before the app reports ready, starts the directory poller, and on
 shutdown lets every batcher finish its queue before the models are released.
@@ -17,14 +17,14 @@ from fastapi import FastAPI
 
 from service.gpu import configure_devices
 from service.http_errors import install_error_handlers
-from service.inference import Predictor
-from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
+from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.routers import admin, demo_page, health, models, predict, tfserving
 from service.settings import Settings
 from service.state import AppState
+from service.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,135 @@
+"""The one loader of a published version: the service, `training predict`, `evaluate` and
+the quality gate all read models through `load_published`.
+
+It refuses a version that does not keep the export contract
+(`modelstore.contract`: `serving_default` taking uint8 `images`
+[batch, size, size, 3] and returning `probabilities` [batch, len(labels)], valid
+metadata.json), so a broken export is reported with its reason instead of
+answering garbage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+
+from modelstore.contract import INPUT_NAME, OUTPUT_NAME, SERVING_SIGNATURE
+from modelstore.layout import resolve_model_path
+from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
+
+
+@dataclass
+class PublishedModel:
+    """A loaded version: its metadata, labels, class ids and serving signature."""
+
+    path: Path
+    metadata: ModelMetadata
+    device: str
+    signature_def: dict[str, Any]  # TF Serving's signature_def JSON of serving_default
+    _saved: Any
+    _fn: Any
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> int:
+        return self.metadata.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.metadata.labels
+
+    @property
+    def class_ids(self) -> list[int | str]:
+        return self.metadata.class_ids
+
+    @property
+    def image_size(self) -> int:
+        return self.metadata.image_size
+
+    def predict(self, pictures: np.ndarray) -> np.ndarray:
+        """uint8 `[n, s, s, 3]` -> float32 probabilities `[n, num_classes]`."""
+        with tf.device(self.device):
+            out = self._fn(**{INPUT_NAME: tf.constant(pictures, dtype=tf.uint8)})[OUTPUT_NAME]
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    @property
+    def released(self) -> bool:
+        return self._fn is None
+
+    def release(self) -> None:
+        """Drop the graph and variables (memory goes once no call holds them)."""
+        self._fn = None
+        self._saved = None
+
+
+def _tensor_info(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
+    """A TensorSpec in TensorFlow Serving's signature_def JSON shape."""
+    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
+    return {
+        "dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum),  # DT_UINT8, DT_FLOAT
+        "tensor_shape": {"dim": dims, "unknown_rank": False},
+        "name": name,
+    }
+
+
+def check_signature(fn: Any, size: int, classes: int) -> dict[str, Any]:
+    """Raise InvalidModelError unless `fn` keeps the contract; return its signature_def."""
+    inputs = fn.structured_input_signature[1]
+    if INPUT_NAME not in inputs:
+        raise InvalidModelError(
+            f"{SERVING_SIGNATURE} has no input named {INPUT_NAME!r} (has {sorted(inputs)})"
+        )
+    spec = inputs[INPUT_NAME]
+    if spec.dtype != tf.uint8 or spec.shape.as_list()[1:] != [size, size, 3]:
+        raise InvalidModelError(
+            f"{SERVING_SIGNATURE} input {INPUT_NAME!r} is {spec.dtype.name} {spec.shape}; "
+            f"metadata promises uint8 [batch, {size}, {size}, 3]"
+        )
+    outputs = fn.structured_outputs
+    if OUTPUT_NAME not in outputs:
+        raise InvalidModelError(f"{SERVING_SIGNATURE} has no output named {OUTPUT_NAME!r}")
+    width = outputs[OUTPUT_NAME].shape.as_list()[-1]
+    if width is not None and width != classes:
+        raise InvalidModelError(
+            f"the model outputs {width} classes but metadata has {classes} labels"
+        )
+    return {
+        "inputs": {k: _tensor_info(v, f"{SERVING_SIGNATURE}_{k}:0") for k, v in inputs.items()},
+        "outputs": {
+            k: _tensor_info(v, f"StatefulPartitionedCall:{i}")
+            for i, (k, v) in enumerate(sorted(outputs.items()))
+        },
+        "method_name": "tensorflow/serving/predict",
+    }
+
+
+def load_published(path: Path, device: str = "/CPU:0") -> PublishedModel:
+    """Load `models/NAME` (its latest version) or `models/NAME/N`; checked, not warmed up.
+
+    Raises InvalidModelError with the reason when the folder breaks the format.
+    """
+    path = resolve_model_path(Path(path))
+    meta = read_metadata(path)
+    try:
+        with tf.device(device):
+            saved = tf.saved_model.load(str(path))
+    except Exception as exc:  # TensorFlow raises many types for a damaged SavedModel
+        raise InvalidModelError(
+            f"the SavedModel does not load: {type(exc).__name__}: {exc}"
+        ) from exc
+    signatures = getattr(saved, "signatures", {})
+    if SERVING_SIGNATURE not in signatures:
+        raise InvalidModelError(
+            f"signature {SERVING_SIGNATURE!r} is missing (has {sorted(signatures)})"
+        )
+    fn = signatures[SERVING_SIGNATURE]
+    signature_def = check_signature(fn, meta.image_size, len(meta.labels))
+    return PublishedModel(path, meta, device, signature_def, saved, fn)
