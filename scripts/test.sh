@@ -3,11 +3,22 @@
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The browser test drives Debian's Chromium; install it when we can (root + apt), else it skips.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
-    || echo "warning: could not install chromium; the browser test will be skipped" >&2
+# System packages the tests drive (Debian's): installed when we can (root + apt). On a
+# developer's machine without them those tests skip with the reason; under CI=true a
+# missing one fails the run (the tests fail too), never a silent skip.
+SYSTEM_PACKAGES=(chromium)
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+    || echo "warning: could not install ${missing[*]}" >&2
 fi
+for pkg in "${missing[@]}"; do
+  if ! command -v "$pkg" >/dev/null 2>&1 && [ "${CI:-}" = true ]; then
+    echo "error: $pkg is required under CI=true and could not be installed" >&2
+    exit 1
+  fi
+done
 EXTRAS=dev source scripts/venv.sh
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

@@ -44,6 +44,14 @@ class ModelNotFound(ServiceError):
     status = 404
 
 
+class MethodNotAllowed(ServiceError):
+    status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.headers = {"Allow": allow}
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
 

@@ -46,12 +46,20 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and b"transfer-encoding" in headers:
+            # RFC 9112 6.3: a proxy that trusts Content-Length while we trust the chunked
+            # framing (or the reverse) would let one request smuggle another.
+            await _send_json(send, 400, "send either Content-Length or Transfer-Encoding, not both")
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         too_big = f"the request body is larger than the limit of {self.max_bytes} bytes"
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
         if (
             declared is not None
             and declared.isascii()

@@ -9,11 +9,12 @@ TensorFlow either.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,10 +27,13 @@ from service.errors import (
     Unprocessable,
     from_image_error,
 )
+from service.json_body import parse_json
 from service.model_version import ModelVersion
 from service.repository import ModelRepository
 from service.settings import Settings
 from service.telemetry import Metrics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,32 +132,46 @@ class Predictor:
         finally:
             self.metrics.decode_seconds.observe(time.perf_counter() - began)
 
-    async def decode(self, items: Sequence[ImageInput], size: int) -> np.ndarray:
-        """Decode in the pool; bounded like the batch queue, and within the request timeout.
+    async def _in_pool(self, calls: Sequence[Callable[[], T]], what: str) -> list[T]:
+        """Run `calls` in the decode pool; bounded like the batch queue, within the timeout.
 
-        Large pictures can cost a second each to decode: without a bound, one request of
-        many such images would delay every other request's decoding without limit.
+        Large pictures can cost a second each to decode, a large JSON body as long to
+        parse: without a bound, one request of many such inputs would delay every other
+        request's decoding without limit. Each call counts as one queued item.
         """
         limit = self.settings.max_decode_queue
-        if self._decoding and self._decoding + len(items) > limit:
+        if self._decoding and self._decoding + len(calls) > limit:
             raise Overloaded(
-                f"the decode queue is full ({self._decoding} images waiting, limit {limit}); "
+                f"the decode queue is full ({self._decoding} inputs waiting, limit {limit}); "
                 "retry shortly",
                 retry_after_s=1,
             )
         loop = asyncio.get_running_loop()
-        self._decoding += len(items)
-        jobs = [loop.run_in_executor(self._pool, self._decode_one, item, size) for item in items]
+        self._decoding += len(calls)
+        jobs = [loop.run_in_executor(self._pool, call) for call in calls]
         try:
-            arrays = await asyncio.wait_for(asyncio.gather(*jobs), self.settings.request_timeout_s)
+            return list(
+                await asyncio.wait_for(asyncio.gather(*jobs), self.settings.request_timeout_s)
+            )
         except TimeoutError as exc:
             raise InferenceTimeout(
-                f"decoding the images took longer than {self.settings.request_timeout_s:g} s; "
-                "send smaller images or fewer per request"
+                f"{what} took longer than {self.settings.request_timeout_s:g} s; "
+                "send smaller inputs or fewer per request"
             ) from exc
         finally:
-            self._decoding -= len(items)
-        return np.stack(arrays)
+            self._decoding -= len(calls)
+
+    async def decode(self, items: Sequence[ImageInput], size: int) -> np.ndarray:
+        """Decode images at `size` in the pool (`imaging.load_image`, like training)."""
+        calls = [functools.partial(self._decode_one, item, size) for item in items]
+        return np.stack(await self._in_pool(calls, "decoding the images"))
+
+    async def parse_body(self, body: bytes, convert: Callable[[Any], T]) -> T:
+        """Parse a JSON body and `convert` the document, both off the event loop."""
+        (result,) = await self._in_pool(
+            [lambda: convert(parse_json(body))], "parsing the JSON body"
+        )
+        return result
 
     async def predict_images(
         self, name: str, version: int | None, items: Sequence[ImageInput]
@@ -178,20 +196,25 @@ class Predictor:
                 )
             return await self._run(model, images)
 
-    async def decode_scores(self, name: str, rows: Any, top: int) -> dict[str, Any]:
-        """`decode_predictions` on client-sent scores: rows `[n, classes]` -> top-k labels.
+    async def decode_scores(self, name: str, body: bytes, top: int) -> dict[str, Any]:
+        """`decode_predictions` on a JSON body `{"predictions": [[score, ...], ...]}`.
 
-        The same per-request limit as for images (413); the work runs off the event loop.
+        Top-k labels per row; the same per-request limit as for images (413).
         """
         model = self.repository.get(name)
-        if isinstance(rows, list):
-            self.check_count(len(rows), what="rows of predictions")
 
-        def decode() -> dict[str, Any]:
+        def decode(document: Any) -> dict[str, Any]:
+            if not isinstance(document, dict) or "predictions" not in document:
+                raise BadRequest(
+                    'the JSON body must look like {"predictions": [[score, ...], ...]}'
+                )
+            rows = document["predictions"]
+            if isinstance(rows, list):
+                self.check_count(len(rows), what="rows of predictions")
             scores = check_scores(model, rows)
             return prediction_body(model, scores, [None] * len(scores), top)
 
-        return await asyncio.to_thread(decode)
+        return await self.parse_body(body, decode)
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
         probs = await model.batcher.predict(images, self.settings.request_timeout_s)

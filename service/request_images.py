@@ -10,24 +10,6 @@ from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 from service.predictor import ImageInput
 
 FILE_FIELDS = ("file", "files")
-# OpenAPI description of the two accepted bodies (the route reads the request itself).
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                    "required": ["file"],
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
 
 
 def media_type(request: Request) -> str:

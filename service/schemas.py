@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from modelstore.contract import SIGNATURES
+
 
 class ClassScore(BaseModel):
     class_id: int | str = Field(description="class index, or the WordNet id for vgg16_imagenet")
@@ -60,4 +62,85 @@ class ReloadResponse(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503, 504)
+}
+
+
+# OpenAPI request bodies of routes that read the body themselves (parsed off the event loop).
+_B64 = {
+    "type": "object",
+    "properties": {"b64": {"type": "string", "description": "base64 of an encoded image"}},
+    "required": ["b64"],
+}
+_PIXELS = {
+    "type": "array",
+    "description": "uint8 pixels [height][width][3] at the model's input size",
+    "items": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+}
+_INSTANCE = {"anyOf": [_B64, _PIXELS, {"type": "object", "description": '{"images": ...}'}]}
+TFSERVING_PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "signature_name": {
+                            "type": "string",
+                            "enum": list(SIGNATURES),
+                        },
+                        "instances": {"type": "array", "items": _INSTANCE, "minItems": 1},
+                        "inputs": {
+                            "anyOf": [{"type": "array", "items": _INSTANCE}, {"type": "object"}]
+                        },
+                    },
+                },
+                "example": {"instances": [{"b64": "<base64 of a JPEG>"}]},
+            }
+        },
+    }
+}
+SCORES_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "predictions": {
+            "type": "array",
+            "description": "rows of class scores, one row per image, in the model's label order",
+            "items": {"type": "array", "items": {"type": "number"}},
+        }
+    },
+    "required": ["predictions"],
+}
+
+# OpenAPI description of the two accepted bodies (the route reads the request itself).
+IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+DECODE_PREDICTIONS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **IMAGE_BODY["requestBody"]["content"],
+            "application/json": {
+                "schema": SCORES_BODY_SCHEMA,
+                "example": {"predictions": [[0.1, 0.9]]},
+            },
+        },
+    }
 }

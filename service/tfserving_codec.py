@@ -87,14 +87,6 @@ def parse_predict(body: Any) -> PredictRequest:
     return PredictRequest(columnar, arrays=arrays.astype(np.uint8))
 
 
-def parse_version(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise BadRequest(f"model version must be a positive integer, got {text!r}")
-    return int(text)
-
-
 def version_status(models: list[ModelVersion]) -> dict[str, Any]:
     return {
         "model_version_status": [

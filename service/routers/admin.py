@@ -9,20 +9,27 @@ import asyncio
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import Forbidden, Unauthorized
 from service.schemas import ERRORS, ReloadResponse
 from service.state import RepositoryDep, StateDep
 
+# A security scheme (not a bare header) so /docs and OpenAPI clients know how to send the key.
+bearer = HTTPBearer(auto_error=False, description="the admin key (VGGSVC_ADMIN_KEY)")
 
-def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+
+def require_admin(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
     key = state.settings.admin_key
     if not key:
         raise Forbidden("admin endpoints are disabled; set VGGSVC_ADMIN_KEY to enable them")
-    scheme, _, given = (authorization or "").partition(" ")
+    given = credentials.credentials if credentials is not None else ""
     # Constant-time comparison, so the key cannot be guessed byte by byte from timings.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), key.encode()):
+    if not given or not hmac.compare_digest(given.encode(), key.encode()):
         raise Unauthorized("missing or wrong admin key; send Authorization: Bearer <key>")
 
 

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.errors import BadRequest
 from service.predictor import Prediction, prediction_body
-from service.request_images import IMAGE_BODY, media_type, read_images
-from service.schemas import ERRORS, PredictResponse
+from service.request_images import media_type, read_images
+from service.schemas import DECODE_PREDICTIONS_BODY, ERRORS, IMAGE_BODY, PredictResponse
 from service.state import PredictorDep, SettingsDep
 
 router = APIRouter(tags=["predict"])
@@ -58,7 +57,7 @@ async def predict(
     "/decode_predictions",
     response_model=PredictResponse,
     responses=ERRORS,
-    openapi_extra=IMAGE_BODY,
+    openapi_extra=DECODE_PREDICTIONS_BODY,
 )
 async def decode_predictions(
     request: Request,
@@ -74,14 +73,8 @@ async def decode_predictions(
     """
     if media_type(request) != "application/json":
         return await _predict(request, response, predictor, settings, model, top)
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict) or "predictions" not in body:
-        raise BadRequest('the JSON body must look like {"predictions": [[score, ...], ...]}')
     result = await predictor.decode_scores(
-        model or settings.default_model, body["predictions"], top
+        model or settings.default_model, await request.body(), top
     )
     _model_headers(response, result["model"], result["version"])
     return result

@@ -1,48 +1,56 @@
-"""TensorFlow Serving's REST API: predict, model status, model metadata."""
+"""TensorFlow Serving's REST API (KServe v1): predict, model status, model metadata."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
-from service.errors import BadRequest
-from service.schemas import ERRORS
+from service.errors import MethodNotAllowed
+from service.schemas import ERRORS, TFSERVING_PREDICT_BODY
 from service.state import PredictorDep, RepositoryDep
-from service.tfserving_codec import model_metadata, parse_predict, parse_version, version_status
+from service.tfserving_codec import model_metadata, parse_predict, version_status
 
 router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"])
 
+Version = Annotated[int, Path(ge=1, description="model version (a positive integer)")]
+
 
 async def _predict(
-    request: Request, predictor: PredictorDep, name: str, version: str | None
+    request: Request, predictor: PredictorDep, name: str, version: int | None
 ) -> Any:
-    number = parse_version(version)
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-    parsed = parse_predict(body)
+    parsed = await predictor.parse_body(await request.body(), parse_predict)
     if parsed.encoded is not None:
-        result = await predictor.predict_images(name, number, parsed.encoded)
+        result = await predictor.predict_images(name, version, parsed.encoded)
     else:
         assert parsed.arrays is not None  # parse_predict returns one of the two
-        result = await predictor.predict_arrays(name, number, parsed.arrays)
+        result = await predictor.predict_arrays(name, version, parsed.arrays)
     rows = result.probabilities.tolist()
     return {"outputs": rows} if parsed.columnar else {"predictions": rows}
 
 
-@router.post("/{name}:predict", responses=ERRORS)
+@router.post("/{name}:predict", responses=ERRORS, openapi_extra=TFSERVING_PREDICT_BODY)
 async def predict(request: Request, predictor: PredictorDep, name: str) -> Any:
     """`{"instances": [{"b64": "..."}]}` -> `{"predictions": [[p, ...], ...]}`."""
     return await _predict(request, predictor, name, None)
 
 
-@router.post("/{name}/versions/{version}:predict", responses=ERRORS)
+@router.post(
+    "/{name}/versions/{version}:predict", responses=ERRORS, openapi_extra=TFSERVING_PREDICT_BODY
+)
 async def predict_version(
-    request: Request, predictor: PredictorDep, name: str, version: str
+    request: Request, predictor: PredictorDep, name: str, version: Version
 ) -> Any:
+    """Like `:predict`, on one loaded version (the latest or a pinned one)."""
     return await _predict(request, predictor, name, version)
+
+
+# Without these, `GET /v1/models/m:predict` would match the status route below as a
+# model named "m:predict" and answer 404.
+@router.get("/{name}:predict", include_in_schema=False)
+@router.get("/{name}/versions/{version}:predict", include_in_schema=False)
+async def predict_with_get(name: str) -> Any:
+    raise MethodNotAllowed(":predict takes POST with a JSON body; see /docs", allow="POST")
 
 
 @router.get("/{name}", responses=ERRORS)
@@ -53,8 +61,8 @@ async def status(repository: RepositoryDep, name: str) -> Any:
 
 
 @router.get("/{name}/versions/{version}", responses=ERRORS)
-async def status_version(repository: RepositoryDep, name: str, version: str) -> Any:
-    return version_status([repository.get(name, parse_version(version))])
+async def status_version(repository: RepositoryDep, name: str, version: Version) -> Any:
+    return version_status([repository.get(name, version)])
 
 
 @router.get("/{name}/metadata", responses=ERRORS)
@@ -64,5 +72,5 @@ async def metadata(repository: RepositoryDep, name: str) -> Any:
 
 
 @router.get("/{name}/versions/{version}/metadata", responses=ERRORS)
-async def metadata_version(repository: RepositoryDep, name: str, version: str) -> Any:
-    return model_metadata(repository.get(name, parse_version(version)))
+async def metadata_version(repository: RepositoryDep, name: str, version: Version) -> Any:
+    return model_metadata(repository.get(name, version))

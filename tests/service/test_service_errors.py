@@ -161,7 +161,7 @@ def test_error_too_many_score_rows_is_413(client: TestClient) -> None:
 
 
 def test_error_non_ascii_digit_version_is_400(client: TestClient) -> None:
-    assert_error(client.get("/v1/models/car_truck/versions/%C2%B2"), 400, "positive integer")
+    assert_error(client.get("/v1/models/car_truck/versions/%C2%B2"), 400, "version", "integer")
 
 
 def test_error_slow_decoding_is_504(fresh_dir: Path) -> None:
