@@ -3,9 +3,11 @@
     python -m service --models-dir models --host 127.0.0.1 --port 8000
 
 Every flag overrides its `VGGSVC_*` environment variable (see the README's
-configuration table). SIGTERM/SIGINT: /readyz turns 503 at once, requests in
-flight and queued batches finish (up to --graceful-timeout-s), then the
-process exits with status 0.
+configuration table). SIGTERM/SIGINT start a drain: /readyz answers 503 at
+once and keeps answering, new requests get 503 + Retry-After, requests in flight
+and queued batches finish (up to --graceful-timeout-s, after at least
+--drain-delay-s), and only then does the server stop listening and exit with
+status 0. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,7 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn
 from pydantic import ValidationError
 
+from service.middleware import Drain
 from service.settings import ENV_PREFIX, NOT_FLAGS, Settings
+
+log = logging.getLogger("service")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +69,45 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, telling the app about a shutdown signal the moment it arrives."""
+    """uvicorn's server with a drain before uvicorn's own shutdown.
 
-    def __init__(self, config: uvicorn.Config, on_exit: threading.Event) -> None:
+    uvicorn closes its listening socket as soon as it is told to exit, so a
+    balancer or kubelet polling /readyz would see "connection refused" while
+    requests still finish. Here the signal only starts the drain; uvicorn is told
+    to exit once nothing is in flight (or the graceful timeout is spent).
+    """
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float, timeout_s: float):
         super().__init__(config)
-        self._on_exit = on_exit
+        self._drain = drain
+        self._delay_s = delay_s
+        self._timeout_s = timeout_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit.set()
+        if self._drain.started.is_set():  # a second signal: stop now
+            self._stop(sig, frame)
+            return
+        self._drain.started.set()
+        log.info("signal %d: draining (%d request(s) in flight)", sig, self._drain.in_flight)
+        threading.Thread(
+            target=self._drain_then_stop, args=(sig, frame), name="drain", daemon=True
+        ).start()
+
+    def _drain_then_stop(self, sig: int, frame: FrameType | None) -> None:
+        began = time.monotonic()
+        deadline = began + max(self._timeout_s, self._delay_s)
+        while time.monotonic() < deadline and (
+            self._drain.in_flight > 0 or time.monotonic() - began < self._delay_s
+        ):
+            time.sleep(0.05)
+        log.info(
+            "drained in %.2f s; %d request(s) left", time.monotonic() - began, self._drain.in_flight
+        )
+        self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM:
+        if sig == signal.SIGTERM and sig in self._captured_signals:
             # uvicorn re-raises captured signals after shutting down, which would end the
             # process with -15. SIGTERM is an orchestrator's ordinary stop request: once the
             # graceful shutdown has completed, exit 0.
@@ -96,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=1,  # one model copy per process; see Settings
         timeout_graceful_shutdown=settings.graceful_timeout_s,
     )
-    Server(config, app.state.service.shutting_down).run()
+    state = app.state.service
+    Server(config, state.drain, settings.drain_delay_s, settings.graceful_timeout_s).run()
     return 0
 
 

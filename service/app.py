@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from service.gpu import configure_devices
 from service.http_errors import install_error_handlers
-from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.middleware import BodyLimitMiddleware, DrainMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
 from service.predictor import Predictor
 from service.repository import ModelRepository
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            state.shutting_down.set()
+            state.drain.started.set()
             if loading is not None:
                 await loading  # a reload thread cannot be interrupted: let it finish
             await asyncio.to_thread(repo.close, settings.graceful_timeout_s)
@@ -92,8 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         demo_page.router,
     ):
         app.include_router(router)
-    # Last added runs first: metrics see every answer, including the 413 of the body cap.
+    # Last added runs first: metrics see every answer, including the 413 of the body cap
+    # and the drain gate's 503.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(DrainMiddleware, drain=state.drain)
     app.add_middleware(
         MetricsMiddleware,
         metrics=state.metrics,

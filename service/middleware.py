@@ -1,4 +1,4 @@
-"""ASGI middleware: a hard cap on request bytes, and per-request metrics.
+"""ASGI middleware: a hard cap on request bytes, per-request metrics, and the drain gate.
 
 The cap is applied before any route or form parser sees the body: a declared
 Content-Length over the limit is refused at once, and a body streamed without
@@ -8,8 +8,10 @@ one is read only up to the limit. Either way the answer is a 413 JSON error.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,7 +26,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MODEL_ENDPOINTS = ("/predict", "/decode_predictions")
 
 
-async def _send_json(send: Send, status: int, message: str) -> None:
+async def _send_json(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(error_body(status, message)).encode()
     await send(
         {
@@ -34,6 +38,7 @@ async def _send_json(send: Send, status: int, message: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *(headers or []),
             ],
         }
     )
@@ -148,3 +153,47 @@ class MetricsMiddleware:
             if model and model not in self.known_models():
                 model = "other"
             self.metrics.requests.labels(endpoint=endpoint, model=model, status=str(status)).inc()
+
+
+# Probes keep answering during a drain: a balancer must see /readyz say 503 until the end.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
+
+
+@dataclass
+class Drain:
+    """Shutdown state shared by the drain gate, /readyz and the server's signal handler."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0  # requests (not probes) being answered; changed on the event loop only
+
+
+class DrainMiddleware:
+    """Counts requests in flight; once draining starts, refuses new work with 503.
+
+    After SIGTERM the process keeps its socket open (see `service.__main__`) so
+    probes get an answer (503 on /readyz) instead of "connection refused"; new
+    requests are told to go elsewhere (503 + Retry-After) while the ones already
+    in flight finish.
+    """
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.drain.started.is_set():
+            await _send_json(
+                send,
+                503,
+                "the service is shutting down; retry, another replica will answer",
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        self.drain.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.drain.in_flight -= 1

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     graceful_timeout_s: int = Field(
         20, ge=0, description="seconds in-flight requests get to finish after SIGTERM"
     )
+    drain_delay_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="after SIGTERM, keep answering /readyz 503 at least this long before "
+        "closing the port, so a balancer polling readiness stops sending first",
+    )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
     admin_key: str | None = Field(
         None,

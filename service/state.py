@@ -7,13 +7,13 @@ still starting, before the lifespan has built them).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from service.errors import NotReady
+from service.middleware import Drain
 from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings
@@ -26,12 +26,13 @@ class AppState:
     metrics: Metrics
     repository: ModelRepository | None = None
     predictor: Predictor | None = None
-    # Set on SIGTERM (before uvicorn stops listening) so /readyz answers 503 at once.
-    shutting_down: threading.Event = field(default_factory=threading.Event)
+    # Started on SIGTERM: /readyz answers 503 and new requests are refused until the
+    # requests in flight are answered; only then does uvicorn stop listening.
+    drain: Drain = field(default_factory=Drain)
 
     def not_ready_reasons(self) -> list[str]:
         reasons = []
-        if self.shutting_down.is_set():
+        if self.drain.started.is_set():
             reasons.append("the service is shutting down")
         repo = self.repository
         if repo is None or not repo.scanned:

@@ -110,7 +110,7 @@ def test_process_readyz_turns_503_when_shutdown_starts(fresh_dir: Path) -> None:
 
     with TestClient(create_app(make_settings(fresh_dir))) as client:
         assert client.get("/readyz").status_code == 200
-        client.app.state.service.shutting_down.set()  # type: ignore[attr-defined]  # what SIGTERM does
+        client.app.state.service.drain.started.set()  # type: ignore[attr-defined]  # what SIGTERM does
         response = client.get("/readyz")
         assert response.status_code == 503
         assert "shutting down" in response.json()["error"]
