@@ -11,6 +11,7 @@ in `READABLE_FORMATS`; a newer file is refused with a message to upgrade.
 from __future__ import annotations
 
 import json
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 READABLE_FORMATS = (1,)
+
+
+def package_version() -> str:
+    """This package's version, recorded in every export and reported by the service."""
+    try:
+        return importlib_metadata.version("vgg-transfer-service")
+    except importlib_metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 class InvalidModelError(Exception):

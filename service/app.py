@@ -21,7 +21,7 @@ from service.middleware import BodyLimitMiddleware, DrainMiddleware, MetricsMidd
 from service.model_version import BatchingConfig
 from service.predictor import Predictor
 from service.repository import ModelRepository
-from service.routers import admin, demo_page, health, models, predict, tfserving
+from service.routers import admin, demo_page, health, models, oip, predict, tfserving
 from service.settings import Settings
 from service.state import AppState
 from service.telemetry import Metrics
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         predict.router,
         tfserving.router,
+        oip.router,
         models.router,
         health.router,
         admin.router,

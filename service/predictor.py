@@ -166,12 +166,14 @@ class Predictor:
         calls = [functools.partial(self._decode_one, item, size) for item in items]
         return np.stack(await self._in_pool(calls, "decoding the images"))
 
+    async def off_loop(self, call: Callable[[], T], what: str) -> T:
+        """Run one call (parsing a large body, say) in the bounded decode pool."""
+        (result,) = await self._in_pool([call], what)
+        return result
+
     async def parse_body(self, body: bytes, convert: Callable[[Any], T]) -> T:
         """Parse a JSON body and `convert` the document, both off the event loop."""
-        (result,) = await self._in_pool(
-            [lambda: convert(parse_json(body))], "parsing the JSON body"
-        )
-        return result
+        return await self.off_loop(lambda: convert(parse_json(body)), "parsing the JSON body")
 
     async def predict_images(
         self, name: str, version: int | None, items: Sequence[ImageInput]

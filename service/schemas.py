@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelstore.contract import SIGNATURES
+from modelstore.contract import INPUT_NAMES, SIGNATURES
 
 
 class ClassScore(BaseModel):
@@ -140,6 +140,51 @@ DECODE_PREDICTIONS_BODY: dict[str, Any] = {
             "application/json": {
                 "schema": SCORES_BODY_SCHEMA,
                 "example": {"predictions": [[0.1, 0.9]]},
+            },
+        },
+    }
+}
+OIP_INFER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string", "enum": list(INPUT_NAMES)},
+                                    "datatype": {"type": "string", "enum": ["UINT8", "BYTES"]},
+                                    "shape": {"type": "array", "items": {"type": "integer"}},
+                                    "data": {"type": "array"},
+                                },
+                                "required": ["name", "datatype", "shape"],
+                            },
+                        },
+                        "outputs": {"type": "array", "items": {"type": "object"}},
+                    },
+                    "required": ["inputs"],
+                },
+                "example": {
+                    "inputs": [
+                        {
+                            "name": "image_bytes",
+                            "datatype": "BYTES",
+                            "shape": [1],
+                            "data": ["<base64 of a JPEG>"],
+                        }
+                    ]
+                },
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "Triton's binary tensor extension (Inference-Header-Content-Length)",
             },
         },
     }

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,7 @@ from modelstore.contract import (
     signature_summary,
 )
 from modelstore.layout import Draft, reserve_version
-from modelstore.metadata import BaseWeightsRecord, ModelMetadata, write_metadata
-
-
-def package_version() -> str:
-    try:
-        return importlib_metadata.version("vgg-transfer-service")
-    except importlib_metadata.PackageNotFoundError:
-        return "0+unknown"
+from modelstore.metadata import BaseWeightsRecord, ModelMetadata, package_version, write_metadata
 
 
 def _decode_for_graph(image_size: int) -> Any:
