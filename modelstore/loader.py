@@ -21,6 +21,7 @@ from tensorflow.core.framework import types_pb2
 from modelstore.contract import INPUT_NAME, OUTPUT_NAME, SERVING_SIGNATURE
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
+from modelstore.runtime import Runtime
 
 
 @dataclass
@@ -30,6 +31,7 @@ class PublishedModel:
     path: Path
     metadata: ModelMetadata
     device: str
+    precision: str  # what the runtime computes in (fp32 | bf16 | fp16); the export is fp32
     signature_def: dict[str, Any]  # TF Serving's signature_def JSON of serving_default
     _saved: Any
     _fn: Any
@@ -111,11 +113,16 @@ def check_signature(fn: Any, size: int, classes: int) -> dict[str, Any]:
     }
 
 
-def load_published(path: Path, device: str = "/CPU:0") -> PublishedModel:
+def load_published(path: Path, runtime: Runtime | None = None) -> PublishedModel:
     """Load `models/NAME` (its latest version) or `models/NAME/N`; checked, not warmed up.
 
+    `runtime` (from `modelstore.runtime.configure_runtime`, called once per
+    process before loading) says where and in which precision it runs; without
+    one the model runs on the CPU in whatever precision the process has set.
     Raises InvalidModelError with the reason when the folder breaks the format.
     """
+    device = runtime.device if runtime is not None else "/CPU:0"
+    precision = runtime.precision.effective if runtime is not None else "fp32"
     path = resolve_model_path(Path(path))
     meta = read_metadata(path)
     try:
@@ -132,4 +139,4 @@ def load_published(path: Path, device: str = "/CPU:0") -> PublishedModel:
         )
     fn = signatures[SERVING_SIGNATURE]
     signature_def = check_signature(fn, meta.image_size, len(meta.labels))
-    return PublishedModel(path, meta, device, signature_def, saved, fn)
+    return PublishedModel(path, meta, device, precision, signature_def, saved, fn)

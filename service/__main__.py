@@ -120,9 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from modelstore.runtime import PrecisionUnavailableError
     from service.app import create_app  # imports TensorFlow: after the flags are checked
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except PrecisionUnavailableError as exc:
+        print(f"error: --precision / VGGSVC_PRECISION: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.host,

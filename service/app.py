@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.gpu import configure_devices
+from modelstore.runtime import Runtime, configure_runtime
 from service.http_errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, DrainMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
@@ -29,27 +29,32 @@ from service.telemetry import Metrics
 log = logging.getLogger(__name__)
 
 
-def build_repository(settings: Settings, metrics: Metrics) -> ModelRepository:
-    device = configure_devices(
-        settings.gpu_memory_limit_mb, settings.tf_intra_op_threads, settings.tf_inter_op_threads
-    )
+def build_repository(settings: Settings, runtime: Runtime, metrics: Metrics) -> ModelRepository:
     batching = BatchingConfig(
         buckets=settings.buckets,
         max_delay_s=settings.max_batch_delay_ms / 1000.0,
         max_queue=settings.max_queue,
     )
-    return ModelRepository(settings.models_dir, device, batching, settings.pins, metrics)
+    return ModelRepository(settings.models_dir, runtime, batching, settings.pins, metrics)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    state = AppState(settings=settings, metrics=Metrics())
+    # Before any model loads: devices, then precision (PrecisionUnavailableError for an
+    # explicit precision this machine cannot run).
+    runtime = configure_runtime(
+        settings.precision,
+        settings.gpu_memory_limit_mb,
+        settings.tf_intra_op_threads,
+        settings.tf_inter_op_threads,
+    )
+    state = AppState(settings=settings, metrics=Metrics(), runtime=runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.models_dir.is_dir():
             log.warning("models directory %s does not exist; nothing to serve", settings.models_dir)
-        repo = build_repository(settings, state.metrics)
+        repo = build_repository(settings, runtime, state.metrics)
         state.repository = repo
         state.predictor = Predictor(repo, settings, state.metrics)
 

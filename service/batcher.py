@@ -51,6 +51,7 @@ class DynamicBatcher:
         max_delay_s: float,
         max_queue: int,
         metrics: Metrics | None = None,
+        precision: str = "fp32",
     ) -> None:
         self._predict = predict
         self._buckets = sorted(buckets)
@@ -61,6 +62,7 @@ class DynamicBatcher:
         self._name = name
         # Every series carries the version: a pinned version and the latest batch apart.
         self._labels = {"model": name, "version": str(version)}
+        self._precision = precision  # labels the inference time: fp32 and bf16 differ ~7x
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued_images = 0
         self._cond = threading.Condition()
@@ -185,9 +187,9 @@ class DynamicBatcher:
             probs = self._predict(chunk)[:n]
             self.model_calls += 1
             if self._metrics is not None:
-                self._metrics.inference_seconds.labels(**self._labels).observe(
-                    time.perf_counter() - began
-                )
+                self._metrics.inference_seconds.labels(
+                    **self._labels, precision=self._precision
+                ).observe(time.perf_counter() - began)
                 self._metrics.batch_size.labels(**self._labels).observe(n)
                 self._metrics.model_calls.labels(**self._labels).inc()
             outputs.append(probs)

@@ -19,6 +19,7 @@ import numpy as np
 
 from modelstore.loader import PublishedModel, load_published
 from modelstore.metadata import InvalidModelError, ModelMetadata
+from modelstore.runtime import Runtime
 from service.batcher import DynamicBatcher
 from service.telemetry import Metrics
 
@@ -76,6 +77,10 @@ class ModelVersion:
         return self.model.device
 
     @property
+    def precision(self) -> str:
+        return self.model.precision
+
+    @property
     def signature_def(self) -> dict[str, Any]:
         return self.model.signature_def
 
@@ -124,12 +129,12 @@ def load_model_version(
     name: str,
     version: int,
     path: Path,
-    device: str,
+    runtime: Runtime,
     batching: BatchingConfig,
     metrics: Metrics | None = None,
 ) -> ModelVersion:
     """Load, check and warm up one version; raises InvalidModelError with the reason."""
-    model = load_published(path, device)
+    model = load_published(path, runtime)
     if (model.name, model.version) != (name, version):
         # A copied folder keeps its old metadata; the folder's place is what serves.
         log.warning(
@@ -151,12 +156,14 @@ def load_model_version(
         max_delay_s=batching.max_delay_s,
         max_queue=batching.max_queue,
         metrics=metrics,
+        precision=model.precision,
     )
     log.info(
-        "model %s version %d loaded on %s and warmed up in %.2f s (batch shapes %s)",
+        "model %s version %d loaded on %s in %s and warmed up in %.2f s (batch shapes %s)",
         name,
         version,
-        device,
+        model.device,
+        model.precision,
         time.perf_counter() - began,
         batching.buckets,
     )

@@ -243,5 +243,9 @@ def model_metadata(model: ModelVersion, versions: list[int]) -> dict[str, Any]:
             {"name": TOP_LABELS, "datatype": "BYTES", "shape": [-1, -1]},
             {"name": TOP_SCORES, "datatype": "FP32", "shape": [-1, -1]},
         ],
-        "parameters": {"labels": model.labels, "device": model.device},
+        "parameters": {
+            "labels": model.labels,
+            "device": model.device,
+            "precision": model.precision,
+        },
     }

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from modelstore.layout import list_models, list_versions
 from modelstore.metadata import METADATA_FILE, InvalidModelError
+from modelstore.runtime import Runtime
 from service.errors import ModelNotFound, NotReady
 from service.model_version import BatchingConfig, ModelVersion, load_model_version
 from service.telemetry import Metrics
@@ -43,13 +44,13 @@ class ModelRepository:
     def __init__(
         self,
         models_dir: Path,
-        device: str,
+        runtime: Runtime,
         batching: BatchingConfig,
         pins: dict[str, set[int]] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.models_dir = Path(models_dir)
-        self.device = device
+        self.runtime = runtime
         self._batching = batching
         self._pins = pins or {}
         self._metrics = metrics
@@ -158,7 +159,7 @@ class ModelRepository:
             return None
         try:
             return load_model_version(
-                name, version, path, self.device, self._batching, self._metrics
+                name, version, path, self.runtime, self._batching, self._metrics
             )
         except InvalidModelError as exc:
             reason = str(exc)

@@ -10,7 +10,7 @@ with a message instead of failing a request later.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # throughput at concurrency 16 on 2 cores, and 20 MB less memory).
     tf_inter_op_threads: int = Field(
         1, ge=0, description="TensorFlow inter-op threads; 0: TensorFlow's default"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="numeric precision models run in: auto picks bf16 on CPUs with AMX or "
+        "AVX512-BF16, fp16 on Tensor Core GPUs, else fp32 (the export stays fp32)",
     )
     gpu_memory_limit_mb: int | None = Field(
         None, ge=1, description="cap on GPU memory per GPU; unset: grow as needed"

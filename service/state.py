@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from modelstore.runtime import Runtime
 from service.errors import NotReady
 from service.middleware import Drain
 from service.predictor import Predictor
@@ -24,6 +25,7 @@ from service.telemetry import Metrics
 class AppState:
     settings: Settings
     metrics: Metrics
+    runtime: Runtime
     repository: ModelRepository | None = None
     predictor: Predictor | None = None
     # Started on SIGTERM: /readyz answers 503 and new requests are refused until the

@@ -57,7 +57,7 @@ class Metrics:
         self.inference_seconds = Histogram(
             "vggsvc_inference_duration_seconds",
             "Time of one model call (one batch).",
-            ["model", "version"],
+            ["model", "version", "precision"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

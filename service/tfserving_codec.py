@@ -95,6 +95,7 @@ def version_status(models: list[ModelVersion]) -> dict[str, Any]:
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
                 "device": m.device,
+                "precision": m.precision,
             }
             for m in sorted(models, key=lambda m: -m.version)
         ]
@@ -108,5 +109,6 @@ def model_metadata(model: ModelVersion) -> dict[str, Any]:
         "labels": model.labels,
         "image_size": model.image_size,
         "device": model.device,
+        "precision": model.precision,
         "base_weights": model.metadata.base_weights.model_dump(),
     }

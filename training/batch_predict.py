@@ -19,6 +19,7 @@ import numpy as np
 
 from imaging import ImageError, load_image
 from modelstore.loader import PublishedModel, load_published
+from modelstore.runtime import configure_runtime
 from training.progress import ProgressBar
 
 
@@ -82,9 +83,10 @@ def predict_to_stream(
     out: TextIO,
     batch_size: int = 32,
     progress: bool = True,
+    precision: str = "auto",
 ) -> tuple[int, int]:
     """Write one JSON line per file to `out`; returns (scored, failed)."""
-    model = load_published(Path(model_path))
+    model = load_published(Path(model_path), configure_runtime(precision))
     total = sum(1 for _ in iter_files(inputs))  # a count only, for the progress bar
     bar = ProgressBar(total, "predict", enabled=progress)
     scored = failed = 0

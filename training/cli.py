@@ -19,10 +19,23 @@ EXIT_GATE = 3
 EXIT_WEIGHTS = 4
 
 
+PRECISION_HELP = (
+    "numeric precision the frozen VGG16 runs in: auto (bf16 on CPUs with AMX or "
+    "AVX512-BF16, fp16 on Tensor Core GPUs, else fp32) | fp32 | bf16 | fp16 (default: auto)"
+)
+
+
+def _precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=PRECISION_HELP
+    )
+
+
 def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
     )
+    _precision_arg(p)
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -100,6 +113,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="gate: publish only if it beats the latest version on the same valid data",
     )
+    _precision_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -191,7 +205,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         from training.evaluate import evaluate
 
-        report = evaluate(args.model, args.data, args.batch_size, progress=not args.quiet)
+        report = evaluate(
+            args.model,
+            args.data,
+            args.batch_size,
+            progress=not args.quiet,
+            precision=args.precision,
+        )
         if args.plot:
             from training.plots import plot_confusion_matrix
 
@@ -202,7 +222,12 @@ def _run(args: argparse.Namespace) -> int:
         from training.batch_predict import predict_to_stream
 
         scored, failed = predict_to_stream(
-            args.model, args.paths, sys.stdout, args.batch_size, progress=not args.quiet
+            args.model,
+            args.paths,
+            sys.stdout,
+            args.batch_size,
+            progress=not args.quiet,
+            precision=args.precision,
         )
         print(f"scored {scored} file(s), {failed} unreadable", file=sys.stderr)
         return 0
@@ -221,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from modelstore.metadata import InvalidModelError
+    from modelstore.runtime import PrecisionUnavailableError
     from training.data import DataError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
@@ -233,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsUnavailableError as exc:
         print(f"error: base weights: {exc}", file=sys.stderr)
         return EXIT_WEIGHTS
+    except PrecisionUnavailableError as exc:
+        print(f"error: --precision: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (DataError, InvalidModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

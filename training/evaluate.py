@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from modelstore.loader import load_published
+from modelstore.runtime import configure_runtime
 from training.batch_predict import score_files
 from training.data import DataError, scan_split
 from training.progress import ProgressBar
@@ -21,12 +22,16 @@ from training.scores import classification_metrics
 
 
 def evaluate(
-    model_path: Path, data_dir: Path, batch_size: int = 32, progress: bool = True
+    model_path: Path,
+    data_dir: Path,
+    batch_size: int = 32,
+    progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Metrics of the model version at `model_path` on the images under `data_dir`."""
     data_dir = Path(data_dir)
     folder = data_dir / "valid" if (data_dir / "valid").is_dir() else data_dir
-    model = load_published(Path(model_path))
+    model = load_published(Path(model_path), configure_runtime(precision))
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [n for n in names if n not in model.labels]
     if unknown:
@@ -51,6 +56,7 @@ def evaluate(
         "model": model.name,
         "version": model.version,
         "path": str(model.path),
+        "precision": model.precision,
         "data": str(folder),
         "labels": model.labels,
         **result,

@@ -1,11 +1,11 @@
 """Frozen-base features, computed once per image and cached on disk.
 
 The base is frozen, so its output for a given picture never changes. The cache
-key is `sha256(file bytes)` + the base weights' identity + the input size (+
-whether the picture was flipped), so renaming or moving a file costs nothing,
+key is `sha256(file bytes)` + the base weights' identity + the decoder and
+precision + the input size and cut layer (+ whether the picture was flipped), so renaming or moving a file costs nothing,
 and adding images to a data set computes features for the new ones only.
 
-Layout: `<cache_dir>/<weights identity>-<size>px-<layer>/<sha[:2]>/<sha>[.flip].npy`.
+Layout: `<cache_dir>/<weights>-<decoder>-<precision>-<size>px-<layer>/<sha[:2]>/<sha>[.flip].npy`.
 Default cache dir: `$TRAINING_CACHE_DIR`, else `~/.cache/vgg-transfer/features`.
 """
 
@@ -71,14 +71,16 @@ class FeatureExtractor:
         batch_size: int = 32,
         progress: bool = True,
         layer: str = "block5_pool",
+        precision: str = "fp32",
     ) -> None:
         self.image_size = image_size
         self.batch_size = batch_size
         self.progress = progress
         identity = weights_identity(base, info)
-        # Same weights, same decoding (ours and Pillow's), same size and cut: same features.
+        # Same weights, same decoding (ours and Pillow's), same precision, same size and cut:
+        # same features. `precision` is the effective one the process runs the base in.
         decoding = f"decode{DECODE_VERSION}-pil{PIL.__version__}"
-        folder = f"{identity}-{decoding}-{image_size}px-{layer}"  # `base` must end at `layer`
+        folder = f"{identity}-{decoding}-{precision}-{image_size}px-{layer}"  # base ends at layer
         self.cache_root = Path(cache_dir or default_cache_dir()) / folder
         inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
         outputs = base(VGGPreprocess()(inputs), training=False)

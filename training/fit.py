@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from modelstore.layout import reserve_version
 from modelstore.metadata import ModelMetadata, write_metadata
+from modelstore.runtime import configure_runtime
 from training.data import DataError, DataSet, content_hash, load_dataset
 from training.export import new_metadata, write_savedmodel
 from training.features import FeatureExtractor, Features
@@ -59,6 +60,9 @@ class FitConfig:
     seed: int = 0
     valid_split: float | None = None  # only for a data folder without train/ and valid/
     flip_augment: bool = False  # also train on cached features of mirrored pictures
+    # The frozen base's arithmetic: auto = bf16 on AMX / AVX512-BF16 CPUs, fp16 on Tensor
+    # Core GPUs, else fp32. The head trains and the export is saved in fp32 regardless.
+    precision: str = "auto"
     cache_dir: str | None = None  # None: $TRAINING_CACHE_DIR or ~/.cache/vgg-transfer/features
     feature_batch_size: int = 32
     min_accuracy: float | None = None
@@ -169,6 +173,7 @@ def fit(
     cfg = dataclasses.replace(config or FitConfig(), **overrides)
     started = time.monotonic()
     data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
+    runtime = configure_runtime(cfg.precision)  # before any model is built
     full_base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
     base = truncate_base(full_base, cfg.base_layer)
     extractor = FeatureExtractor(
@@ -179,6 +184,7 @@ def fit(
         batch_size=cfg.feature_batch_size,
         progress=progress,
         layer=cfg.base_layer,
+        precision=runtime.precision.effective,
     )
     feats = {
         "train": extractor.extract(data.train.paths, flip=cfg.flip_augment, label="train features"),
@@ -213,6 +219,8 @@ def fit(
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
         "images_through_base": extractor.images_through_base,
+        "precision": runtime.precision.to_dict(),
+        "device": runtime.device,
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -239,6 +247,7 @@ def fit(
             weights.to_dict(),
             training=record,
             metrics={"validation": metrics},
+            precision=runtime.precision.effective,
             history=history,
             gate=gate_report,
         )

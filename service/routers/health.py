@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from service.gpu import gpu_memory_in_use
+from modelstore.runtime import gpu_memory_in_use
 from service.http_errors import error_response
 from service.schemas import HealthResponse, ReadyError
 from service.state import StateDep

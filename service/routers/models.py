@@ -25,6 +25,7 @@ async def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict[
                 "labels": latest.labels,
                 "image_size": latest.image_size,
                 "device": latest.device,
+                "precision": latest.precision,
                 "base_weights": latest.metadata.base_weights.model_dump(),
             }
         )

@@ -73,6 +73,9 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
         "max_request_bytes": 200_000,
         "max_image_pixels": 1_000_000,
         "decode_threads": 2,
+        # Exact parity with the SavedModel called directly (1e-5) needs fp32; the bf16
+        # path has its own tests with their own tolerance.
+        "precision": "fp32",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -22,7 +22,9 @@ def triton(
     models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpclient.InferenceServerClient]:
     log = tmp_path_factory.mktemp("oip") / "service.log"
-    with running_service(models_dir, "--poll-interval-s", "0", log=log) as (url, _):
+    # fp32 like the `client` fixture: the tests compare both within 1e-5.
+    flags = ("--poll-interval-s", "0", "--precision", "fp32")
+    with running_service(models_dir, *flags, log=log) as (url, _):
         client = httpclient.InferenceServerClient(url.removeprefix("http://"))
         yield client
         client.close()

@@ -12,7 +12,8 @@ from training.demo_data import generate
 from training.fit import FitResult, fit
 
 SIZE = 32
-TINY = {"image_size": SIZE, "epochs": 3, "batch_size": 16, "patience": 3}
+# fp32: the parity tests compare with exact tolerances; bf16 has its own tests.
+TINY = {"image_size": SIZE, "epochs": 3, "batch_size": 16, "patience": 3, "precision": "fp32"}
 
 
 def fit_tiny(data: Path, work: Path, name: str = "m", **overrides: Any) -> FitResult:
