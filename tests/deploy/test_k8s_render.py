@@ -4,11 +4,14 @@ errors), KServe kinds against KServe's CRD schemas (vendored in kserve_crds/).""
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 import kubernetes_validate
 import pytest
 
 from tests.deploy.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
+from tests.packaging.deploy_files import REPO
 
 # The oldest Kubernetes the manifests target (podFailurePolicy, HPA v2 and PDB policy/v1 are
 # all there by 1.29) and the newest kubernetes-validate knows.
@@ -19,6 +22,12 @@ APPLIED = ["overlays/cpu", "overlays/gpu", "kserve/raw", "kserve/serverless", "k
 def test_k8s_kustomizations_are_the_documented_ones() -> None:
     # A new folder must be added to the README and to what these tests render.
     assert kustomizations() == sorted([*APPLIED, "base", "kserve/runtime"])
+
+
+def test_k8s_readme_applies_exactly_the_applied_folders() -> None:
+    readme = (REPO / "README.md").read_text()
+    applied = set(re.findall(r"kubectl (?:-n \S+ )?apply -k deploy/k8s/(\S+)", readme))
+    assert applied == set(APPLIED)
 
 
 @pytest.mark.parametrize("folder", kustomizations())
