@@ -10,6 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from tests.deploy import k8s_manifests
 from tests.deploy.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
 from tests.packaging.deploy_files import REPO
 
@@ -22,6 +23,30 @@ APPLIED = ["overlays/cpu", "overlays/gpu", "kserve/raw", "kserve/serverless", "k
 def test_k8s_kustomizations_are_the_documented_ones() -> None:
     # A new folder must be added to the README and to what these tests render.
     assert kustomizations() == sorted([*APPLIED, "base", "kserve/runtime"])
+
+
+def _render_outcome(folder: str) -> tuple[type[BaseException] | None, str]:
+    try:
+        render(folder)
+    except (pytest.fail.Exception, pytest.skip.Exception) as exc:
+        return type(exc), str(exc)
+    return None, ""
+
+
+def test_k8s_render_without_kubectl_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(k8s_manifests, "kubectl", lambda: None)
+    k8s_manifests._render.cache_clear()
+    try:
+        monkeypatch.setenv("CI", "true")
+        under_ci = _render_outcome("overlays/cpu")
+        monkeypatch.delenv("CI")
+        elsewhere = _render_outcome("overlays/cpu")
+    finally:
+        k8s_manifests._render.cache_clear()  # forget the failed render for the other tests
+    assert under_ci[0] is pytest.fail.Exception and "no kubectl" in under_ci[1]
+    assert elsewhere[0] is pytest.skip.Exception and "no kubectl" in elsewhere[1]
 
 
 def test_k8s_readme_applies_exactly_the_applied_folders() -> None:

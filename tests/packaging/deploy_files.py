@@ -133,4 +133,7 @@ def unknown_flags(command: list[str]) -> tuple[str, list[str]]:
     result = module_help(module, sub)
     if result.returncode != 0:
         return f"`{invocation(command)} --help` failed:\n{result.stderr[-2000:]}", []
-    return "", sorted(flag for flag in flags if flag not in result.stdout)
+    # Whole flags only: `--poll-interval` must not pass for `--poll-interval-s` (argparse would
+    # take it as an abbreviation today and reject it once another flag shares the prefix).
+    listed = set(re.findall(r"(?<![\w-])--[\w-]+", result.stdout))
+    return "", sorted(flags - listed)
