@@ -104,7 +104,8 @@ def test_k8s_vggsvc_variables_are_settings_fields(docs: list[dict[str, Any]]) ->
 
 def _effective_settings(container: Container, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """What `python -m service` would run with in this container (env, then flags)."""
-    command = container.module_command or ["service"]  # an isvc's runtime runs the service
+    command = container.module_command
+    assert command and command[0] == "service", f"{container.where}: {container.argv}"
     with monkeypatch.context() as env:
         for name in [n for n in os.environ if n.startswith("VGGSVC_")]:
             env.delenv(name)
