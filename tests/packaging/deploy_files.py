@@ -1,4 +1,5 @@
-"""Readers for the deployment files (Dockerfile, compose, shell scripts) that the tests check.
+"""Readers for the deployment files (Dockerfile, compose, shell scripts, Kubernetes
+manifests) that the tests check.
 
 No Docker engine runs on the development and CI machines, so the tests read these files
 the way Docker and Compose would and check what can be checked without building.
@@ -6,9 +7,13 @@ the way Docker and Compose would and check what can be checked without building.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,14 +86,22 @@ def compose_file() -> dict[str, Any]:
     return data
 
 
+def argv_module_command(argv: list[str]) -> list[str] | None:
+    """An exec-form argv `["python", "-m", module, ...]` -> `[module, ...]` if ours, else None."""
+    if len(argv) >= 3 and argv[0] in ("python", "python3") and argv[1] == "-m":
+        return argv[2:] if argv[2] in OUR_MODULES else None
+    return None
+
+
 def compose_module_commands(compose: dict[str, Any]) -> list[list[str]]:
     commands = []
     for service in compose["services"].values():
         command = service.get("command")
         if isinstance(command, str):
             command = shlex.split(command)
-        if command and command[:2] == ["python", "-m"] and command[2] in OUR_MODULES:
-            commands.append(command[2:])
+        found = argv_module_command(command or [])
+        if found:
+            commands.append(found)
     return commands
 
 
@@ -98,3 +111,29 @@ def flags_of(command: list[str]) -> tuple[str, str | None, set[str]]:
     sub = rest[0] if rest and not rest[0].startswith("-") else None
     flags = {word.split("=", 1)[0] for word in rest if word.startswith("--")}
     return module, sub, flags
+
+
+@functools.cache
+def module_help(module: str, sub: str | None) -> subprocess.CompletedProcess[str]:
+    """`python -m module [sub] --help`, run once per session: the flags the command accepts."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    argv = [sys.executable, "-m", module, *([sub] if sub else []), "--help"]
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+
+
+def invocation(command: list[str]) -> str:
+    """`[module, subcommand?, args...]` -> "python -m module subcommand", for messages."""
+    module, sub, _ = flags_of(command)
+    return f"python -m {module}" + (f" {sub}" if sub else "")
+
+
+def unknown_flags(command: list[str]) -> tuple[str, list[str]]:
+    """`[module, subcommand?, args...]` -> (a message if `--help` failed, else "", flags it lacks)."""
+    module, sub, flags = flags_of(command)
+    result = module_help(module, sub)
+    if result.returncode != 0:
+        return f"`{invocation(command)} --help` failed:\n{result.stderr[-2000:]}", []
+    # Whole flags only: `--poll-interval` must not pass for `--poll-interval-s` (argparse would
+    # take it as an abbreviation today and reject it once another flag shares the prefix).
+    listed = set(re.findall(r"(?<![\w-])--[\w-]+", result.stdout))
+    return "", sorted(flags - listed)

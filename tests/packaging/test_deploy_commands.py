@@ -3,11 +3,6 @@ subcommand and only flags that command accepts (checked against its `--help`).""
 
 from __future__ import annotations
 
-import functools
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.packaging.deploy_files import (
@@ -16,8 +11,10 @@ from tests.packaging.deploy_files import (
     compose_module_commands,
     dockerfile_instructions,
     flags_of,
+    invocation,
     module_commands,
     split_args,
+    unknown_flags,
 )
 
 
@@ -34,13 +31,6 @@ def _commands() -> list[tuple[str, list[str]]]:
 
 
 COMMANDS = _commands()
-
-
-@functools.cache
-def _help(module: str, sub: str | None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
-    argv = [sys.executable, "-m", module, *([sub] if sub else []), "--help"]
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_deploy_files_run_training_and_service() -> None:
@@ -60,9 +50,6 @@ def _id(source: str, command: list[str]) -> str:
 
 @pytest.mark.parametrize(("source", "command"), COMMANDS, ids=[_id(*c) for c in COMMANDS])
 def test_deploy_command_flags_are_accepted(source: str, command: list[str]) -> None:
-    module, sub, flags = flags_of(command)
-    result = _help(module, sub)
-    invocation = f"python -m {module}" + (f" {sub}" if sub else "")
-    assert result.returncode == 0, f"{source}: `{invocation} --help`:\n{result.stderr[-2000:]}"
-    unknown = sorted(flag for flag in flags if flag not in result.stdout)
-    assert not unknown, f"{source}: `{invocation}` has no {unknown}"
+    failure, unknown = unknown_flags(command)
+    assert not failure, f"{source}: {failure}"
+    assert not unknown, f"{source}: `{invocation(command)}` has no {unknown}"
