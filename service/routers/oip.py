@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Request, Response
 from modelstore.metadata import package_version
 from service.errors import NotReady
 from service.oip_codec import HEADER_LENGTH, infer_response, model_metadata, parse_infer
-from service.schemas import ERRORS, OIP_INFER_BODY
+from service.openapi_bodies import OIP_INFER_BODY
+from service.schemas import ERRORS
 from service.state import PredictorDep, RepositoryDep, StateDep
 
 router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])

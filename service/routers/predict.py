@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction, prediction_body
 from service.request_images import media_type, read_images
-from service.schemas import DECODE_PREDICTIONS_BODY, ERRORS, IMAGE_BODY, PredictResponse
+from service.schemas import ERRORS, PredictResponse
 from service.state import PredictorDep, SettingsDep
 
 router = APIRouter(tags=["predict"])

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from service.errors import MethodNotAllowed
-from service.schemas import ERRORS, TFSERVING_PREDICT_BODY
+from service.openapi_bodies import TFSERVING_PREDICT_BODY
+from service.schemas import ERRORS
 from service.state import PredictorDep, RepositoryDep
 from service.tfserving_codec import model_metadata, parse_predict, version_status
 
