@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import tensorflow as tf
 
 import training.fit
 from imaging import load_image
-from modelstore.layout import list_versions, reserve_version
+from modelstore.layout import list_versions
 from tests.conftest import encode
 from tests.training.conftest import TINY, fit_tiny
 from training.cli import main
@@ -175,23 +174,3 @@ def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None
             progress=False,
             **TINY,
         )
-
-
-def test_repository_ignores_non_ascii_digit_folders(tmp_path: Path) -> None:
-    for name in ("1", "²", "3", "٣"):
-        (tmp_path / name).mkdir()
-    assert list_versions(tmp_path) == [1, 3]
-
-
-def test_repository_never_reuses_a_deleted_version_number(tmp_path: Path) -> None:
-    def publish() -> Path:
-        with reserve_version(tmp_path, "m") as draft:
-            (draft.path / "metadata.json").write_text(json.dumps({"version": draft.version}))
-        return draft.final_path
-
-    assert publish().name == "1"
-    second = publish()
-    assert second.name == "2"
-    shutil.rmtree(second)  # an operator removes a bad version
-    assert publish().name == "3"
-    assert list_versions(tmp_path / "m") == [1, 3]
