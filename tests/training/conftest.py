@@ -81,3 +81,14 @@ def fitted(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FitResul
         progress=False,
         **TINY,
     )
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras cannot get the ImageNet weights (no cache, no network), as on this machine."""
+    import keras
+
+    def unreachable(fname: str, origin: str | None = None, **kwargs: object) -> str:
+        raise Exception(f"URL fetch failure on {origin}: no network (test)")
+
+    monkeypatch.setattr(keras.utils, "get_file", unreachable)
