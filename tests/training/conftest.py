@@ -4,6 +4,7 @@ models whose answers are known by hand."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ def export_rule_model(
     models_dir: Path,
     name: str,
     labels: list[str],
-    kernel: list[list[float]],
-    bias: list[float],
+    kernel: Sequence[Sequence[float]],
+    bias: Sequence[float],
     size: int = SIZE,
     **fields: Any,
 ) -> Path:
