@@ -2,6 +2,9 @@
 
     python -m training predict --model models/car_truck photos/ more.jpg > scores.jsonl
 
+Each line: `path`, best `label` and its `class_id` (the class index, or the WordNet id
+for an ImageNet export, as the service answers), its `score`, and `scores` of every
+class keyed by label (by WordNet id for ImageNet exports, whose labels repeat).
 Files are streamed in batches, so memory stays flat for any number of files.
 An unreadable file gives a line with an `error`, never a crash.
 """
@@ -87,6 +90,10 @@ def predict_to_stream(
 ) -> tuple[int, int]:
     """Write one JSON line per file to `out`; returns (scored, failed)."""
     model = load_published(Path(model_path), configure_runtime(precision))
+    # `scores` is keyed by label, except for models with a class index (ImageNet): two of
+    # its classes are both named "crane" (and two "maillot"), so labels would merge them;
+    # their WordNet ids are unique and are what `class_id` reports.
+    keys = model.class_ids if model.metadata.class_index is not None else model.labels
     total = sum(1 for _ in iter_files(inputs))  # a count only, for the progress bar
     bar = ProgressBar(total, "predict", enabled=progress)
     scored = failed = 0
@@ -98,7 +105,7 @@ def predict_to_stream(
                 "label": model.labels[best],
                 "class_id": model.class_ids[best],
                 "score": float(probs[best]),
-                "scores": {label: float(p) for label, p in zip(model.labels, probs, strict=True)},
+                "scores": {str(key): float(p) for key, p in zip(keys, probs, strict=True)},
             }
             out.write(json.dumps(line) + "\n")
         for path, message in batch.errors:

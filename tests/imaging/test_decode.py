@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from imaging import (
     CorruptImageError,
@@ -17,27 +20,92 @@ from imaging import (
 from tests.conftest import encode
 
 
+def _halves(mode: str, left: object, right: object) -> Image.Image:
+    """A 40x24 picture in `mode`: `left` on the left half, `right` on the right half."""
+    img = Image.new(mode, (40, 24), left)  # type: ignore[arg-type]
+    img.paste(right, (20, 0, 40, 24))  # type: ignore[arg-type]
+    return img
+
+
+def _paletted(**save: object) -> tuple[Image.Image, dict[str, object]]:
+    img = _halves("P", 1, 2)
+    img.putpalette([0, 0, 0, 10, 200, 90, 250, 220, 30] + [0] * 759)
+    return img, save
+
+
+RED, SKY = (200, 30, 60), (20, 160, 220)
+
+
+# Each mode with two colours and the RGB that must come out of each half, worked out by
+# hand: alpha composited on white (c * a + 255 * (1 - a)), CMYK as (255 - c - k, ...),
+# 16-bit and float greyscale stretched from their real range to 0..255, palettes looked up.
 @pytest.mark.parametrize(
-    ("mode", "fmt"),
+    ("case", "fmt", "expected", "tolerance"),
     [
-        ("RGB", "JPEG"),
-        ("RGB", "PNG"),
-        ("RGB", "BMP"),
-        ("RGB", "WEBP"),
-        ("L", "PNG"),
-        ("RGBA", "PNG"),
-        ("P", "GIF"),
-        ("I;16", "TIFF"),
-        ("CMYK", "TIFF"),
-        ("1", "BMP"),
+        pytest.param(
+            (_halves("RGB", RED, SKY), {"quality": 95}), "JPEG", (RED, SKY), 4, id="RGB-JPEG"
+        ),
+        pytest.param((_halves("RGB", RED, SKY), {}), "PNG", (RED, SKY), 1, id="RGB-PNG"),
+        pytest.param((_halves("RGB", RED, SKY), {}), "BMP", (RED, SKY), 1, id="RGB-BMP"),
+        pytest.param(
+            (_halves("RGB", RED, SKY), {"quality": 90}), "WEBP", (RED, SKY), 5, id="RGB-WEBP"
+        ),
+        pytest.param((_halves("L", 40, 210), {}), "PNG", ((40,) * 3, (210,) * 3), 1, id="L-PNG"),
+        pytest.param(
+            (_halves("RGBA", (*RED, 128), (*SKY, 0)), {}),
+            "PNG",
+            ((227, 142, 157), (255,) * 3),
+            1,
+            id="RGBA-PNG",
+        ),
+        pytest.param(
+            (_halves("LA", (40, 255), (0, 102)), {}), "PNG", ((40,) * 3, (153,) * 3), 1, id="LA-PNG"
+        ),
+        pytest.param(_paletted(), "GIF", ((10, 200, 90), (250, 220, 30)), 1, id="P-GIF"),
+        pytest.param(
+            _paletted(transparency=2), "PNG", ((10, 200, 90), (255,) * 3), 1, id="P-PNG-transparent"
+        ),
+        pytest.param(
+            (_halves("CMYK", (0, 200, 100, 0), (255, 0, 0, 55)), {}),
+            "TIFF",
+            ((255, 55, 155), (0, 200, 200)),
+            1,
+            id="CMYK-TIFF",
+        ),
+        pytest.param(
+            (_halves("CMYK", (0, 200, 100, 0), (255, 0, 0, 55)), {"quality": 95}),
+            "JPEG",
+            ((255, 55, 155), (0, 200, 200)),
+            4,
+            id="CMYK-JPEG",
+        ),
+        pytest.param(
+            (_halves("I;16", 1000, 3000), {}), "TIFF", ((0,) * 3, (255,) * 3), 1, id="I16-TIFF"
+        ),
+        pytest.param(
+            (_halves("I;16", 1000, 3000), {}), "PNG", ((0,) * 3, (255,) * 3), 1, id="I16-PNG"
+        ),
+        pytest.param((_halves("F", -1.5, 2.5), {}), "TIFF", ((0,) * 3, (255,) * 3), 1, id="F-TIFF"),
+        pytest.param((_halves("1", 0, 1), {}), "BMP", ((0,) * 3, (255,) * 3), 1, id="1-BMP"),
     ],
 )
-def test_load_image_any_mode_gives_uint8_rgb(mode: str, fmt: str) -> None:
+def test_load_image_any_mode_gives_uint8_rgb(
+    case: tuple[Image.Image, dict[str, object]],
+    fmt: str,
+    expected: tuple[tuple[int, ...], tuple[int, ...]],
+    tolerance: int,
+) -> None:
+    img, save = case
     buf = io.BytesIO()
-    Image.new(mode, (40, 24)).save(buf, fmt)
+    img.save(buf, fmt, **save)
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == img.mode  # the mode really travels
     out = load_image(buf.getvalue(), 32)
     assert out.shape == (32, 32, 3)
     assert out.dtype == np.uint8
+    # Columns well inside each half (the resize blends only the middle ones).
+    for column, colour in ((2, expected[0]), (29, expected[1])):
+        got = out[:, column].astype(int)
+        assert np.abs(got - colour).max() <= tolerance, (img.mode, fmt, column, got[16], colour)
 
 
 def test_load_image_keeps_colour_of_flat_image() -> None:
@@ -99,7 +167,36 @@ def test_load_image_truncated_jpeg_is_corrupt(rng) -> None:
         load_image(data[: len(data) // 2], 32)
 
 
-def test_load_image_pixel_limit_checked_before_decoding() -> None:
-    data = encode(np.zeros((100, 100, 3), np.uint8))
-    with pytest.raises(ImageTooLargeError, match="10000 pixels"):
-        load_image(data, 32, max_pixels=9_999)
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width x height` RGB pixels but carries only a few bytes of them."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(bytes(64))[:10]
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _bmp_header(width: int, height: int) -> bytes:
+    """A 24-bit BMP header for `width x height` pixels, and no pixel data at all."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info), 0, 0, 14 + len(info)) + info
+
+
+@pytest.mark.parametrize("header", [_png_header, _bmp_header], ids=["png", "bmp"])
+def test_load_image_pixel_limit_checked_before_decoding(
+    header: Callable[[int, int], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 12000 x 12000: under Pillow's own bomb limit, over ours. Decoding it would allocate
+    # 432 MB; a decode that starts at all hits the patched load (and these few bytes
+    # would then be reported as a truncated image, not a too-large one).
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("the pixels were decoded before the size was checked")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageTooLargeError, match="12000x12000 = 144000000 pixels"):
+        load_image(header(12000, 12000), 32)
+    with pytest.raises(ImageTooLargeError, match="40x30 = 1200 pixels"):
+        load_image(header(40, 30), 32, max_pixels=1199)

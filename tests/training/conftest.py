@@ -1,11 +1,14 @@
-"""Shared fixtures for the training tests: a tiny demo data set and one fitted model."""
+"""Shared fixtures for the training tests: a tiny demo data set, one fitted model, and
+models whose answers are known by hand."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from training.demo_data import generate
@@ -20,6 +23,37 @@ def fit_tiny(data: Path, work: Path, name: str = "m", **overrides: Any) -> FitRe
     """`fit` with the tiny settings and random base weights; models and cache under `work`."""
     kw: dict[str, Any] = {"base_weights": "none", "cache_dir": str(work / "c"), "progress": False}
     return fit(data, name, work / "models", **{**kw, **TINY, **overrides})
+
+
+def export_rule_model(
+    models_dir: Path,
+    name: str,
+    labels: list[str],
+    kernel: Sequence[Sequence[float]],
+    bias: Sequence[float],
+    size: int = SIZE,
+    **fields: Any,
+) -> Path:
+    """Publish a model with hand-set weights; the path of the new version.
+
+    probabilities = softmax(mean RGB in [0, 1] @ kernel + bias), with `kernel` 3 x classes:
+    on a flat-coloured picture its scores can be worked out by hand, so metrics and
+    the quality gate are checked against known numbers. A zero kernel makes a
+    constant model (`softmax(bias)` for every picture).
+    """
+    import keras
+
+    from training.export import publish_classifier
+
+    inputs = keras.Input(shape=(size, size, 3), dtype="uint8", name="images")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(len(labels), activation="softmax")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
+    weights = {"kind": "none", "source": "hand-set rule model (tests)", "sha256": "rule"}
+    draft = publish_classifier(model, models_dir, name, labels, size, weights, **fields)
+    return draft.final_path
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +83,14 @@ def fitted(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FitResul
         progress=False,
         **TINY,
     )
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras cannot get the ImageNet weights (no cache, no network), as on this machine."""
+    import keras
+
+    def unreachable(fname: str, origin: str | None = None, **kwargs: object) -> str:
+        raise Exception(f"URL fetch failure on {origin}: no network (test)")
+
+    monkeypatch.setattr(keras.utils, "get_file", unreachable)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import tensorflow as tf
 
 import training.fit
 from imaging import load_image
-from modelstore.layout import list_versions, reserve_version
+from modelstore.layout import list_versions
+from modelstore.metadata import read_metadata
 from tests.conftest import encode
-from tests.training.conftest import TINY, fit_tiny
-from training.cli import main
+from tests.training.conftest import TINY, export_rule_model, fit_tiny
+from training.cli import EXIT_GATE, main
 from training.data import DataError
 from training.fit import FitResult, fit
 
@@ -120,37 +122,52 @@ def test_fit_empty_class_folder_is_error_naming_it(demo_copy: Path, tmp_path: Pa
 
 
 def test_fit_gate_refuses_worse_model_and_publishes_nothing(
-    fitted: FitResult, demo_dir: Path, capsys: pytest.CaptureFixture[str]
+    fitted: FitResult, demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    models = fitted.path.parent.parent
-    args = [
-        "fit",
-        "--data",
-        str(demo_dir),
-        "--name",
-        "car_truck",
-        "--models-dir",
-        str(models),
-        "--base-weights",
-        "hed",
-        "--image-size",
-        "32",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "16",
-        "--patience",
-        "3",
-        "--cache-dir",
-        str(models.parent / "cache"),
-        "--quiet",
-    ]
-    assert main([*args, "--min-accuracy", "1.01"]) == 3
-    assert "below --min-accuracy" in capsys.readouterr().err
-    # Same data, seed and settings: an equal model does not beat the current one.
-    assert main([*args, "--promote-if-better"]) == 3
-    assert "does not beat version 1" in capsys.readouterr().err
+    # Version 1 is the session's fitted model. The new run learns from swapped train
+    # labels, so on the (correct) validation files it is really worse, not equal.
+    models = tmp_path / "models"
+    shutil.copytree(fitted.path, models / "car_truck" / "1")
+    swapped = tmp_path / "swapped"
+    shutil.copytree(demo_dir / "valid", swapped / "valid")
+    for folder, pictures in (("car", "truck"), ("truck", "car")):
+        shutil.copytree(demo_dir / "train" / pictures, swapped / "train" / folder)
+    cache = fitted.path.parents[2] / "cache"  # holds the hed features of these very files
+    args = ["fit", "--data", str(swapped), "--name", "car_truck", "--models-dir", str(models)]
+    args += ["--base-weights", "hed", "--image-size", "32", "--epochs", "3", "--batch-size", "16"]
+    args += ["--patience", "3", "--cache-dir", str(cache), "--promote-if-better", "--quiet"]
+    assert main(args) == EXIT_GATE
+    err = capsys.readouterr().err
+    found = re.search(r"accuracy ([\d.]+) does not beat version 1 \(([\d.]+) on the same", err)
+    assert found, err
+    new, current = (float(x) for x in found.groups())
+    # Version 1 re-scored on the same files by the gate agrees with its own fit.
+    assert current == pytest.approx(fitted.metrics["accuracy"], abs=1e-4)
+    assert new < current
     assert list_versions(models / "car_truck") == [1]
+    assert not list((models / "car_truck").glob(".tmp-*"))
+
+
+def test_fit_gate_publishes_better_model(fitted: FitResult, demo_dir: Path, tmp_path: Path) -> None:
+    # Version 1 always answers "truck": exactly half of the balanced validation files.
+    models = tmp_path / "models"
+    export_rule_model(models, "car_truck", ["car", "truck"], [[0, 0]] * 3, [0, 1])
+    result = fit_tiny(
+        demo_dir,
+        tmp_path,
+        "car_truck",
+        base_weights="hed",
+        cache_dir=str(fitted.path.parents[2] / "cache"),
+        promote_if_better=True,
+    )
+    assert result.metrics["accuracy"] > 0.5
+    assert result.version == 2
+    assert list_versions(models / "car_truck") == [1, 2]
+    assert result.metadata.gate == {
+        "accuracy": result.metrics["accuracy"],
+        "compared_with": {"version": 1, "accuracy": 0.5},
+    }
+    assert read_metadata(result.path).gate == result.metadata.gate
 
 
 def test_fit_base_layer_cut_exports_and_records_it(demo_dir: Path, tmp_path: Path) -> None:
@@ -175,23 +192,3 @@ def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None
             progress=False,
             **TINY,
         )
-
-
-def test_repository_ignores_non_ascii_digit_folders(tmp_path: Path) -> None:
-    for name in ("1", "²", "3", "٣"):
-        (tmp_path / name).mkdir()
-    assert list_versions(tmp_path) == [1, 3]
-
-
-def test_repository_never_reuses_a_deleted_version_number(tmp_path: Path) -> None:
-    def publish() -> Path:
-        with reserve_version(tmp_path, "m") as draft:
-            (draft.path / "metadata.json").write_text(json.dumps({"version": draft.version}))
-        return draft.final_path
-
-    assert publish().name == "1"
-    second = publish()
-    assert second.name == "2"
-    shutil.rmtree(second)  # an operator removes a bad version
-    assert publish().name == "3"
-    assert list_versions(tmp_path / "m") == [1, 3]

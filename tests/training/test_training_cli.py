@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from training.cli import main
+from modelstore.layout import list_versions
+from training.cli import EXIT_WEIGHTS, main
 
 COMMANDS = ["demo-data", "fit", "evaluate", "predict", "export-imagenet"]
 
@@ -17,9 +20,42 @@ def test_training_cli_help_for_every_command(
     assert "usage: python -m training" in capsys.readouterr().out
 
 
+def _fit_args(data: Path, models: Path, weights: str) -> list[str]:
+    return [
+        "fit",
+        "--data",
+        str(data),
+        "--name",
+        "m",
+        "--models-dir",
+        str(models),
+        "--base-weights",
+        weights,
+        "--image-size",
+        "32",
+    ]
+
+
 def test_training_cli_bad_base_weights_exit_code(
-    tmp_path: object, capsys: pytest.CaptureFixture[str]
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["fit", "--data", str(tmp_path), "--name", "m", "--base-weights", "nope.h5"])
-    assert code in (2, 4)
-    assert "error:" in capsys.readouterr().err
+    # Valid data, so the weights are what fails: exit 4, not the data's exit 2.
+    missing = tmp_path / "nope.h5"
+    assert main(_fit_args(demo_dir, tmp_path / "models", str(missing))) == EXIT_WEIGHTS
+    err = capsys.readouterr().err
+    assert "error: base weights:" in err and str(missing) in err
+    assert list_versions(tmp_path / "models" / "m") == []
+
+
+def test_training_cli_imagenet_unavailable_exit_code(
+    demo_dir: Path, tmp_path: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_fit_args(demo_dir, tmp_path / "models", "imagenet")) == EXIT_WEIGHTS
+    err = capsys.readouterr().err
+    assert "ImageNet VGG16 weights are not in the Keras cache" in err
+    assert "--base-weights hed" in err  # says what to do instead
+    export = ["export-imagenet", "--models-dir", str(tmp_path / "models")]
+    assert main(export) == EXIT_WEIGHTS
+    assert main([*export, "--weights", "auto"]) == EXIT_WEIGHTS  # no hed fallback with a top
+    assert list_versions(tmp_path / "models" / "m") == []
+    assert list_versions(tmp_path / "models" / "vgg16_imagenet") == []
