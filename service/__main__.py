@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn
 from pydantic import ValidationError
 
+from service.logs import configure_logging
 from service.middleware import Drain
 from service.settings import ENV_PREFIX, NOT_FLAGS, Settings
 
@@ -116,10 +117,7 @@ class Server(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format, settings.log_probes)
     from modelstore.runtime import PrecisionUnavailableError
     from service.app import create_app  # imports TensorFlow: after the flags are checked
 
@@ -133,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep configure_logging's handlers (uvicorn would replace them)
         workers=1,  # one model copy per process; see Settings
         timeout_graceful_shutdown=settings.graceful_timeout_s,
     )

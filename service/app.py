@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from modelstore.runtime import Runtime, configure_runtime
 from service.http_errors import install_error_handlers
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.predictor.close()
             log.info("service stopped")
 
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI / ReDoc from files in the fastapi-offline package:
+    # FastAPI's default pages load them from a CDN, and show a blank page offline.
+    app = FastAPIOffline(
         title="vgg-transfer-service",
         summary="VGG16 transfer-learning classifiers: predict, decode_predictions, TF Serving.",
         version="0.1.0",

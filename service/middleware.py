@@ -100,6 +100,24 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+# Paths FastAPI serves outside its routers (no route in the scope), labelled by their own
+# path; anything else without a route is "unmatched", so clients cannot add label values.
+DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_ASSETS = "/static-offline-docs"
+
+
+def endpoint_label(scope: Scope) -> str:
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return str(route.path)
+    path = str(scope.get("path", ""))
+    if path in DOCS_PATHS:
+        return path
+    if path.startswith(DOCS_ASSETS + "/"):
+        return DOCS_ASSETS
+    return "unmatched"
+
+
 class MetricsMiddleware:
     """Counts requests by endpoint (route template), model and status; times them."""
 
@@ -142,8 +160,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.in_flight.dec()
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = endpoint_label(scope)
             self.metrics.request_seconds.labels(endpoint=endpoint).observe(
                 time.perf_counter() - began
             )

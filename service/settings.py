@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         "closing the port, so a balancer polling readiness stops sending first",
     )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (access log included)"
+    )
+    log_probes: bool = Field(
+        False, description="also log /healthz, /readyz, /metrics requests in the access log"
+    )
     admin_key: str | None = Field(
         None,
         description="Bearer key of /admin/*; unset disables them (403). Environment only",

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -28,6 +31,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # The process's memory, CPU, open files, GC and Python version (process_*, python_*):
+        # memory is one of the service's own targets. The default collectors are
+        # registered on this app's registry too (one registry per app; tests build many).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
         self.requests = Counter(
             "vggsvc_requests",
             "HTTP requests by endpoint, model and status code.",
