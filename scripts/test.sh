@@ -6,16 +6,19 @@ cd "$(dirname "$0")/.."
 # System packages the tests drive (Debian's): installed when we can (root + apt). On a
 # developer's machine without them those tests skip with the reason; under CI=true a
 # missing one fails the run (the tests fail too), never a silent skip.
-SYSTEM_PACKAGES=(chromium)
+# Each entry is "debian-package:command".
+SYSTEM_PACKAGES=(chromium:chromium prometheus:promtool)
 missing=()
-for pkg in "${SYSTEM_PACKAGES[@]}"; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+for entry in "${SYSTEM_PACKAGES[@]}"; do
+  command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")
+done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
     || echo "warning: could not install ${missing[*]}" >&2
 fi
-for pkg in "${missing[@]}"; do
-  if ! command -v "$pkg" >/dev/null 2>&1 && [ "${CI:-}" = true ]; then
-    echo "error: $pkg is required under CI=true and could not be installed" >&2
+for entry in "${SYSTEM_PACKAGES[@]}"; do
+  if ! command -v "${entry#*:}" >/dev/null 2>&1 && [ "${CI:-}" = true ]; then
+    echo "error: ${entry#*:} (Debian package ${entry%%:*}) is required under CI=true" >&2
     exit 1
   fi
 done

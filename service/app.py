@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.tf_inter_op_threads,
     )
     state = AppState(settings=settings, metrics=Metrics(), runtime=runtime)
+    state.metrics.queue_capacity.set(settings.max_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -118,6 +118,13 @@ class Metrics:
             buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
+        # For alerts: "not ready" and "queue near full" (depth / capacity).
+        self.ready = Gauge("vggsvc_ready", "1 while /readyz answers 200, else 0.", registry=r)
+        self.queue_capacity = Gauge(
+            "vggsvc_queue_capacity",
+            "Images a model version's batch queue holds before requests get 503.",
+            registry=r,
+        )
         self.gpu_memory = Gauge(
             "vggsvc_gpu_memory_bytes",
             "GPU memory held by TensorFlow (only with a GPU).",
@@ -125,7 +132,8 @@ class Metrics:
             registry=r,
         )
 
-    def render(self, gpu_memory: dict[str, int] | None = None) -> bytes:
+    def render(self, ready: bool, gpu_memory: dict[str, int] | None = None) -> bytes:
+        self.ready.set(1 if ready else 0)
         for device, used in (gpu_memory or {}).items():
             self.gpu_memory.labels(device=device).set(used)
         return generate_latest(self.registry)

@@ -36,4 +36,5 @@ async def readyz(state: StateDep) -> JSONResponse:
 async def metrics(state: StateDep) -> Response:
     """Prometheus text format."""
     gpu = await asyncio.to_thread(gpu_memory_in_use)
-    return Response(state.metrics.render(gpu), media_type=state.metrics.content_type)
+    body = state.metrics.render(not state.not_ready_reasons(), gpu)
+    return Response(body, media_type=state.metrics.content_type)

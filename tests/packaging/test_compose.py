@@ -34,10 +34,11 @@ def _gpu_devices(service: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_compose_services_and_profiles(services: dict[str, Any]) -> None:
-    assert set(services) == {"api", "trainer", "prometheus"}
+    assert set(services) == {"api", "trainer", "prometheus", "grafana"}
     assert "profiles" not in services["api"], "the api must start with a plain `compose up`"
     assert services["trainer"]["profiles"] == ["train"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert services["grafana"]["profiles"] == ["monitoring"]
 
 
 def test_compose_api_builds_repo_image_with_gpu_reservation(services: dict[str, Any]) -> None:
