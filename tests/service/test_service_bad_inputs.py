@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import LABELS
+import service.middleware
+from service.main import create_app
+from tests.service.conftest import LABELS, make_settings
 from tests.support.bad_inputs import BadInput, cases
 
 MODELS = ("car_truck", "vgg16_imagenet")
@@ -109,3 +112,18 @@ def test_bad_input_gets_documented_answer(
     # The service is unharmed: a normal request gets the very same answer.
     after = client.post("/predict", content=png)
     assert after.status_code == 200 and after.json() == normal_answer
+
+
+def test_large_body_returns_memory_to_the_os_after_the_request(
+    fresh_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(service.middleware, "release_free_memory", lambda: calls.append(1))
+    settings = make_settings(fresh_dir, max_request_bytes=4_000_000)
+    with TestClient(create_app(settings)) as test_client:
+        small = test_client.post("/decode_predictions", json={"predictions": [[0.5, 0.5]]})
+        assert small.status_code == 200 and calls == []
+        # A legal 1.5 MB body: the copies the service made of it are given back afterwards.
+        rows = {"predictions": [[0.5] * 300_000]}
+        assert test_client.post("/decode_predictions", json=rows).status_code == 422
+        assert calls == [1]
