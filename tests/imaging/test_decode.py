@@ -19,7 +19,7 @@ from imaging import (
     load_image,
 )
 from tests.conftest import encode
-from tests.support.bad_inputs import ISSUE_TIFF_B64, tiff_strips
+from tests.support.bad_inputs import ISSUE_TIFF_B64, gradient, tiff_strips
 
 
 @pytest.mark.parametrize(
@@ -196,3 +196,31 @@ def test_load_image_returns_memory_after_large_decodes_only(
     with pytest.raises(CorruptImageError):  # also when the large decode fails half-way
         load_image(big[: len(big) // 2], 32)
     assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_load_image_every_exif_orientation_is_applied(orientation: int) -> None:
+    # Same JPEG bytes with different orientation tags: the pixels must be the upright
+    # picture's, transposed as EXIF says (Pillow's ROTATE_90 is counter-clockwise).
+    picture = gradient(40, 40)
+
+    def jpeg(value: int) -> bytes:
+        exif = picture.getexif()
+        exif[0x0112] = value
+        buf = io.BytesIO()
+        picture.save(buf, "JPEG", exif=exif, quality=95)
+        return buf.getvalue()
+
+    upright = load_image(jpeg(1), 32).astype(int)
+    expected = {
+        1: upright,
+        2: upright[:, ::-1],
+        3: upright[::-1, ::-1],
+        4: upright[::-1],
+        5: upright.transpose(1, 0, 2),
+        6: np.rot90(upright, -1),
+        7: upright.transpose(1, 0, 2)[::-1, ::-1],
+        8: np.rot90(upright, 1),
+    }[orientation]
+    # Resizing after the transposition rounds a few pixels the other way.
+    assert np.abs(load_image(jpeg(orientation), 32) - expected).max() <= 2
