@@ -7,6 +7,7 @@ from imaging.decode import (
     NotAnImageError,
     is_image_file,
     load_image,
+    untrusted_decode,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "NotAnImageError",
     "is_image_file",
     "load_image",
+    "untrusted_decode",
 ]

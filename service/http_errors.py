@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ServiceError, error_body
 
@@ -49,7 +50,32 @@ def install_error_handlers(app: FastAPI) -> None:
         # Query/path parameters of the wrong type are malformed requests (400).
         return error_response(400, _validation_message(exc))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+    # Not `@app.exception_handler(Exception)`: Starlette answers with that handler and then
+    # re-raises, so uvicorn logged every traceback a second time and dropped the connection.
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Any exception no handler maps: one log record with the traceback, and a 500 JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # a failing lifespan must still stop the process
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_started(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_started)
+        except Exception as exc:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:  # else the client sees the answer cut short
+                message = f"internal error ({type(exc).__name__}); see the server log"
+                await error_response(500, message)(scope, receive, send)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
+import tracemalloc
 import zlib
 from collections.abc import Callable
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+import imaging.decode
 from imaging import (
     CorruptImageError,
     ImageTooLargeError,
@@ -18,6 +21,7 @@ from imaging import (
     load_image,
 )
 from tests.conftest import encode
+from tests.support.bad_inputs import ISSUE_TIFF_B64, gradient, tiff_strips
 
 
 def _halves(mode: str, left: object, right: object) -> Image.Image:
@@ -200,3 +204,119 @@ def test_load_image_pixel_limit_checked_before_decoding(
         load_image(header(12000, 12000), 32)
     with pytest.raises(ImageTooLargeError, match="40x30 = 1200 pixels"):
         load_image(header(40, 30), 32, max_pixels=1199)
+
+
+@pytest.mark.parametrize(
+    "tiff",
+    [
+        base64.b64decode(ISSUE_TIFF_B64),  # StripOffsets typed FLOAT
+        tiff_strips((5, (130, 1))),  # typed RATIONAL
+        tiff_strips((12, 130.0)),  # typed DOUBLE
+    ],
+    ids=["float", "rational", "double"],
+)
+def test_load_image_tiff_with_non_integer_strip_offsets_is_corrupt(tiff: bytes) -> None:
+    # Pillow raises TypeError inside load() for these; it must not escape as one.
+    with pytest.raises(CorruptImageError, match="corrupt"):
+        load_image(tiff, 32)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [TypeError("t"), struct.error("s"), ZeroDivisionError("z"), KeyError("k"), RuntimeError()],
+    ids=lambda e: type(e).__name__,
+)
+def test_load_image_any_decoder_exception_is_corrupt(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(imaging.decode, "_rgb_resized", fail)
+    with pytest.raises(CorruptImageError, match="truncated or corrupt") as caught:
+        load_image(encode(np.zeros((8, 8, 3), np.uint8)), 32)
+    assert caught.value.__cause__ is error
+
+
+def test_load_image_memory_error_is_not_an_image_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Running out of memory says nothing about the input: it must not become a 422.
+    def fail(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(imaging.decode, "_rgb_resized", fail)
+    with pytest.raises(MemoryError):
+        load_image(encode(np.zeros((8, 8, 3), np.uint8)), 32)
+
+
+def test_load_image_supported_signature_without_header_is_corrupt() -> None:
+    # Starts like a PNG: a corrupt image (422), not "not an image" (415).
+    with pytest.raises(CorruptImageError, match="starts like a supported image"):
+        load_image(b"\x89PNG\r\n\x1a\n", 32)
+    with pytest.raises(NotAnImageError):
+        load_image(b"%PDF-1.4\n" + encode(np.zeros((8, 8, 3), np.uint8), "JPEG"), 32)
+
+
+def test_load_image_float_image_non_finite_values_do_not_spoil_the_rest() -> None:
+    values = np.tile(np.array([np.nan, -np.inf, 0.0, 1.0, 2.0, np.inf], np.float32), (6, 1))
+    buf = io.BytesIO()
+    Image.fromarray(values, "F").save(buf, "TIFF")
+    out = load_image(buf.getvalue(), 6)[0, :, 0]
+    # Finite 0..2 spans 0..255; NaN and -inf are the darkest, +inf the brightest.
+    assert out.tolist() == [0, 0, 0, 128, 255, 255]
+
+
+def test_load_image_16bit_is_scaled_without_a_full_float64_copy() -> None:
+    ramp = (np.arange(1500 * 1400, dtype=np.uint32).reshape(1400, 1500) % 65536).astype(np.uint16)
+    data = encode(ramp, "PNG")
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc; Pillow's do not count
+    try:
+        out = load_image(data, 32)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (32, 32, 3)
+    # Less than one float64 copy of the 2.1 megapixels (16.8 MB); the old code needed four.
+    assert peak < 8 * ramp.size, peak
+
+
+def test_load_image_returns_memory_after_large_decodes_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    monkeypatch.setattr(imaging.decode, "release_free_memory", lambda: calls.append(1))
+    load_image(encode(np.zeros((100, 100, 3), np.uint8)), 32)
+    assert calls == []
+    big = encode(np.zeros((2000, 2000), np.uint8))  # 4 megapixels
+    load_image(big, 32)
+    assert calls == [1]
+    with pytest.raises(CorruptImageError):  # also when the large decode fails half-way
+        load_image(big[: len(big) // 2], 32)
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_load_image_every_exif_orientation_is_applied(orientation: int) -> None:
+    # Same JPEG bytes with different orientation tags: the pixels must be the upright
+    # picture's, transposed as EXIF says (Pillow's ROTATE_90 is counter-clockwise).
+    picture = gradient(40, 40)
+
+    def jpeg(value: int) -> bytes:
+        exif = picture.getexif()
+        exif[0x0112] = value
+        buf = io.BytesIO()
+        picture.save(buf, "JPEG", exif=exif, quality=95)
+        return buf.getvalue()
+
+    upright = load_image(jpeg(1), 32).astype(int)
+    expected = {
+        1: upright,
+        2: upright[:, ::-1],
+        3: upright[::-1, ::-1],
+        4: upright[::-1],
+        5: upright.transpose(1, 0, 2),
+        6: np.rot90(upright, -1),
+        7: upright.transpose(1, 0, 2)[::-1, ::-1],
+        8: np.rot90(upright, 1),
+    }[orientation]
+    # Resizing after the transposition rounds a few pixels the other way.
+    assert np.abs(load_image(jpeg(orientation), 32) - expected).max() <= 2

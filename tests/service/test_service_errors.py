@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,24 @@ def test_error_slow_decoding_is_504(fresh_dir: Path) -> None:
     settings = make_settings(fresh_dir, request_timeout_s=0.01, max_image_pixels=20_000_000)
     with TestClient(create_app(settings)) as test_client:
         assert_error(test_client.post("/predict", content=big), 504, "decoding")
+
+
+def test_error_unexpected_is_500_logged_once(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The TestClient re-raises any exception that leaves the app: under uvicorn that
+    # exception is what made the same traceback appear twice in the log.
+    app = create_app(make_settings(fresh_dir))
+    with TestClient(app) as test_client:
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(app.state.service.predictor, "predict_images", broken)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            response = test_client.post("/predict", content=png)
+    assert_error(response, 500, "RuntimeError", "server log")
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert len(tracebacks) == 1
+    assert "boom" in str(tracebacks[0].exc_info[1])  # type: ignore[index]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bad_inputs import tiff_strips
 from training.cli import main
 from training.fit import FitResult
 
@@ -14,6 +15,8 @@ def test_batch_predict_one_line_per_file_with_errors(
 ) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    rational = tmp_path / "rational.tif"  # StripOffsets typed RATIONAL: TypeError in Pillow
+    rational.write_bytes(tiff_strips((5, (130, 1))))
     folder = demo_dir / "valid" / "car"
     code = main(
         [
@@ -22,6 +25,7 @@ def test_batch_predict_one_line_per_file_with_errors(
             str(fitted.path),
             str(folder),
             str(broken),
+            str(rational),
             "--batch-size",
             "4",
             "--precision",
@@ -31,9 +35,10 @@ def test_batch_predict_one_line_per_file_with_errors(
     )
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 7
+    assert len(lines) == 8
     errors = [line for line in lines if "error" in line]
-    assert [e["path"] for e in errors] == [str(broken)]
+    assert [e["path"] for e in errors] == [str(broken), str(rational)]
+    assert "corrupt" in errors[1]["error"]
     scored = [line for line in lines if "error" not in line]
     assert {Path(s["path"]).parent for s in scored} == {folder}
     for s in scored:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from base64 import b64decode
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from imaging import load_image
 from modelstore.layout import list_versions
 from modelstore.metadata import read_metadata
 from tests.conftest import encode
+from tests.support.bad_inputs import ISSUE_TIFF_B64
 from tests.training.conftest import TINY, export_rule_model, fit_tiny
 from training.cli import EXIT_GATE, main
 from training.data import DataError
@@ -79,13 +81,15 @@ def test_fit_unreadable_files_skipped_and_reported(
     (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
     good = (demo_copy / "train" / "truck" / "truck_00000.png").read_bytes()
     (demo_copy / "train" / "truck" / "cut.png").write_bytes(good[: len(good) // 2])
+    # The hardening issue's TIFF: Pillow raises TypeError on it, which crashed the job.
+    (demo_copy / "train" / "car" / "float.tif").write_bytes(b64decode(ISSUE_TIFF_B64))
     result = fit_tiny(demo_copy, tmp_path)
     skipped = result.metadata.training["skipped_files"]
-    assert skipped["count"] == 2
-    assert {Path(f).name for f in skipped["files"]} == {"notes.txt", "cut.png"}
+    assert skipped["count"] == 3
+    assert {Path(f).name for f in skipped["files"]} == {"notes.txt", "cut.png", "float.tif"}
     assert result.metadata.training["class_counts"]["train"] == {"car": 12, "truck": 12}
     err = capsys.readouterr().err
-    assert "skipped 2 unreadable file(s)" in err and "notes.txt" in err
+    assert "skipped 3 unreadable file(s)" in err and "notes.txt" in err and "float.tif" in err
 
 
 def test_fit_class_without_readable_image_is_error(demo_copy: Path, tmp_path: Path) -> None:
