@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import files
+from service.app import create_app
+from tests.service.conftest import files, make_settings, publish_copy
 
 
 def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -74,3 +78,59 @@ def test_metrics_unknown_model_names_share_one_label(client: TestClient) -> None
         value(after, "vggsvc_requests_total", **labels)
         == value(before, "vggsvc_requests_total", **labels) + 3
     )
+
+
+def series(data: dict, name: str, **labels: str) -> bool:  # type: ignore[type-arg]
+    return (name, frozenset(labels.items())) in data
+
+
+def value_with(data: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    """Sum of the `name` samples carrying at least `labels` (others, e.g. precision, vary)."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in data.items() if n == name and wanted <= have)
+
+
+def test_metrics_model_version_loaded_removed_when_version_retired(
+    fresh_dir: Path, model_store: Path
+) -> None:
+    loaded = "vggsvc_model_version_loaded"
+    with TestClient(create_app(make_settings(fresh_dir))) as test_client:
+        assert value(samples(test_client), loaded, model="car_truck", version="1") == 1
+        publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+        repo = test_client.app.state.service.repository  # type: ignore[attr-defined]
+        assert repo.reload() == {"car_truck": [2]}
+        after = samples(test_client)
+    assert value(after, loaded, model="car_truck", version="2") == 1
+    # Gone, not 0: a dashboard summing the series must not count a released version.
+    assert not series(after, loaded, model="car_truck", version="1")
+
+
+def test_metrics_pinned_and_latest_batchers_have_their_own_series(
+    fresh_dir: Path, model_store: Path, png: bytes
+) -> None:
+    publish_copy(model_store, fresh_dir, "car_truck", 2, 2)
+    settings = make_settings(fresh_dir, pinned_versions="car_truck:1")
+    body = {"instances": [{"b64": base64.b64encode(png).decode()}]}
+    with TestClient(create_app(settings)) as test_client:
+        before = samples(test_client)
+        for version, requests in (("1", 2), ("2", 1)):
+            for _ in range(requests):
+                url = f"/v1/models/car_truck/versions/{version}:predict"
+                assert test_client.post(url, json=body).status_code == 200
+        after = samples(test_client)
+    for version, calls in (("1", 2), ("2", 1)):
+        labels = {"model": "car_truck", "version": version}
+        for name in (
+            "vggsvc_model_calls_total",
+            "vggsvc_batch_size_count",
+            "vggsvc_inference_duration_seconds_count",
+            "vggsvc_queue_wait_seconds_count",
+        ):
+            assert (
+                value_with(after, name, **labels) - value_with(before, name, **labels) == calls
+            ), (
+                name,
+                version,
+            )
+        assert series(after, "vggsvc_queue_depth", **labels)
+        assert value(after, "vggsvc_model_version_loaded", **labels) == 1
