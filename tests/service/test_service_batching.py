@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
 from service.app import create_app
-from service.batcher import DynamicBatcher
+from service.batcher import DynamicBatcher, Predict
 from service.errors import NotReady, Overloaded
 from tests.conftest import encode
 from tests.service.conftest import SIZE, make_settings, wait_for
@@ -51,7 +51,7 @@ def test_batching_concurrent_requests_share_model_calls(fresh_dir: Path) -> None
         assert np.max(np.abs(np.array(got) - single)) <= 1e-5
 
 
-def echo_rows(seen: list[int]) -> object:
+def echo_rows(seen: list[int]) -> Predict:
     """A stand-in model for the batcher's own mechanics: row i answers its first pixel."""
 
     def predict(images: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def test_batcher_close_finishes_queued_work() -> None:
     def held(images: np.ndarray) -> np.ndarray:
         entered.set()
         release.wait(30)
-        return inner(images)  # type: ignore[operator]
+        return inner(images)
 
     batcher = DynamicBatcher(held, "held", 1, [1, 2], max_delay_s=0.0, max_queue=2)
     first = batcher.submit(batch_of(1))

@@ -11,8 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from tests.service.conftest import files, make_settings, publish_copy
 
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+
+def samples(client: TestClient) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -23,11 +25,11 @@ def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], 
     }
 
 
-def value(data: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(data: Samples, name: str, **labels: str) -> float:
     return data.get((name, frozenset(labels.items())), 0.0)
 
 
-def total(data: dict, name: str) -> float:  # type: ignore[type-arg]
+def total(data: Samples, name: str) -> float:
     return sum(v for (n, _), v in data.items() if n == name)
 
 
@@ -80,11 +82,11 @@ def test_metrics_unknown_model_names_share_one_label(client: TestClient) -> None
     )
 
 
-def series(data: dict, name: str, **labels: str) -> bool:  # type: ignore[type-arg]
+def series(data: Samples, name: str, **labels: str) -> bool:
     return (name, frozenset(labels.items())) in data
 
 
-def value_with(data: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value_with(data: Samples, name: str, **labels: str) -> float:
     """Sum of the `name` samples carrying at least `labels` (others, e.g. precision, vary)."""
     wanted = set(labels.items())
     return sum(v for (n, have), v in data.items() if n == name and wanted <= have)

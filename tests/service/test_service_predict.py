@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def test_predict_multipart_returns_every_class_best_first(client: TestClient, pn
     assert abs(sum(scores) - 1.0) < 1e-5
 
 
-def scores_by_class_id(classes: list[dict]) -> np.ndarray:  # type: ignore[type-arg]
+def scores_by_class_id(classes: list[dict[str, Any]]) -> np.ndarray:
     return np.array([c["score"] for c in sorted(classes, key=lambda c: c["class_id"])])
 
 

@@ -62,8 +62,8 @@ def shutdown_run(
     models = root / "models"
     (models / "car_truck").mkdir(parents=True)
     publish_copy(model_store, models, "car_truck", 1, 1)
-    flags = ("--batch-sizes", "1,2", "--max-batch-size", "2", "--poll-interval-s", "0")
-    flags += ("--max-batch-delay-ms", str(BATCH_DELAY_MS), "--graceful-timeout-s", "60")
+    flags = ["--batch-sizes", "1,2", "--max-batch-size", "2", "--poll-interval-s", "0"]
+    flags += ["--max-batch-delay-ms", str(BATCH_DELAY_MS), "--graceful-timeout-s", "60"]
     run = ShutdownRun()
     with running_service(models, *flags, log=root / "service.log") as (url, process):
         two = [("file", ("a.png", png, "image/png")), ("file", ("b.jpg", jpeg, "image/jpeg"))]
