@@ -7,7 +7,8 @@ tests exercise the real export contract and the real TensorFlow graph, not mocks
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,16 @@ def fresh_dir(model_store: Path, tmp_path: Path) -> Path:
     (root / "car_truck").mkdir(parents=True)
     publish_copy(model_store, root, "car_truck", 1, 1)
     return root
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 60.0) -> bool:
+    """Poll `condition` until it is true; False after `timeout_s` (generous: CI is shared)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def files(*images: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
 from service.app import create_app
-from service.batcher import DynamicBatcher
-from service.errors import Overloaded
+from service.batcher import DynamicBatcher, Predict
+from service.errors import NotReady, Overloaded
 from tests.conftest import encode
-from tests.service.conftest import SIZE, make_settings
+from tests.service.conftest import SIZE, make_settings, wait_for
 
 
 def test_batching_concurrent_requests_share_model_calls(fresh_dir: Path) -> None:
@@ -50,7 +51,7 @@ def test_batching_concurrent_requests_share_model_calls(fresh_dir: Path) -> None
         assert np.max(np.abs(np.array(got) - single)) <= 1e-5
 
 
-def echo_rows(seen: list[int]) -> object:
+def echo_rows(seen: list[int]) -> Predict:
     """A stand-in model for the batcher's own mechanics: row i answers its first pixel."""
 
     def predict(images: np.ndarray) -> np.ndarray:
@@ -79,20 +80,61 @@ def test_batcher_pads_to_buckets_and_splits_large_requests() -> None:
 
 
 def test_batcher_close_finishes_queued_work() -> None:
+    entered = threading.Event()
     release = threading.Event()
     seen: list[int] = []
     inner = echo_rows(seen)
 
-    def slow(images: np.ndarray) -> np.ndarray:
-        release.wait(10)
-        return inner(images)  # type: ignore[operator]
+    def held(images: np.ndarray) -> np.ndarray:
+        entered.set()
+        release.wait(30)
+        return inner(images)
 
-    batcher = DynamicBatcher(slow, "slow", 1, [1, 2], max_delay_s=0.0, max_queue=2)
+    batcher = DynamicBatcher(held, "held", 1, [1, 2], max_delay_s=0.0, max_queue=2)
     first = batcher.submit(batch_of(1))
-    second = batcher.submit(batch_of(2))
+    assert entered.wait(10)  # the worker is inside the first model call...
+    second = batcher.submit(batch_of(2))  # ...so this one waits in the queue
     with pytest.raises(Overloaded):
-        batcher.submit(batch_of(3, 2))
+        batcher.submit(batch_of(3, 2))  # 1 queued + 2 > max_queue
+    closer = threading.Thread(target=batcher.close, kwargs={"timeout_s": 30})
+    closer.start()
+    # close() has begun (new work is refused) while the queued job still waits.
+    assert wait_for(lambda: batcher._closing)
+    with pytest.raises(NotReady):
+        batcher.submit(batch_of(4))
+    assert not second.done()
     release.set()
-    batcher.close(timeout_s=10)
-    assert first.result(timeout=1)[0, 0] == 1
-    assert second.result(timeout=1)[0, 0] == 2
+    closer.join(30)
+    assert not closer.is_alive()
+    assert first.result(timeout=0)[0, 0] == 1
+    assert second.result(timeout=0)[0, 0] == 2  # queued before close(): still answered
+    assert seen == [1, 1]
+
+
+def test_batcher_lone_request_waits_for_the_batch_delay_then_runs() -> None:
+    seen: list[int] = []
+    delay = 0.5
+    batcher = DynamicBatcher(echo_rows(seen), "echo", 1, [1, 4], max_delay_s=delay, max_queue=64)
+    try:
+        began = time.perf_counter()
+        result = batcher.submit(batch_of(5)).result(timeout=30)
+        waited = time.perf_counter() - began
+    finally:
+        batcher.close(timeout_s=10)
+    assert result[0, 0] == 5 and seen == [1]
+    # It waited for company until its deadline, and then went alone: the upper bound only
+    # catches a deadline that is not kept at all (a loaded machine may add seconds).
+    assert delay <= waited < delay + 10
+
+
+def test_batcher_full_batch_goes_at_once() -> None:
+    seen: list[int] = []
+    # A delay no test waits for: only a full batch can explain an answer.
+    batcher = DynamicBatcher(echo_rows(seen), "echo", 1, [1, 4], max_delay_s=600, max_queue=64)
+    try:
+        futures = [batcher.submit(batch_of(i)) for i in range(4)]
+        results = [future.result(timeout=30) for future in futures]
+    finally:
+        batcher.close(timeout_s=10)
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
+    assert seen == [4] and batcher.model_calls == 1

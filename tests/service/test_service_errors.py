@@ -5,15 +5,22 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from imaging.decode import load_image
+from modelstore.loader import PublishedModel
+from service import predictor as predictor_module
 from service.app import create_app
 from tests.conftest import encode
-from tests.service.conftest import files, make_settings
+from tests.service.conftest import SIZE, files, make_settings
 
 
 def assert_error(response, status: int, *words: str) -> None:  # type: ignore[no-untyped-def]
@@ -35,6 +42,40 @@ def still_serves(client: TestClient, png: bytes):  # type: ignore[no-untyped-def
 
 
 pytestmark = pytest.mark.usefixtures("still_serves")
+
+
+@dataclass
+class ModelCalls:
+    """What `model_calls` tells every model call of apps made in the test to do."""
+
+    watch: bool = False  # record every call's pictures in `batches`
+    hold: bool = False  # block until `release` is set
+    fail: bool = False  # raise, like a model that fails at run time
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    batches: list[list[bytes]] = field(default_factory=list)  # each picture's bytes
+
+
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelCalls]:
+    """Hold or fail the real model's calls on request; warm-up and normal calls run as is."""
+    calls = ModelCalls()
+    real = PublishedModel.predict
+
+    def predict(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
+        if calls.watch:
+            calls.batches.append([picture.tobytes() for picture in pictures])
+        if calls.fail:
+            raise RuntimeError("the model call failed")
+        if calls.hold:
+            calls.entered.set()
+            calls.release.wait(60)
+        return real(self, pictures)
+
+    # Patched on the class before an app loads its model: the batcher keeps this method.
+    monkeypatch.setattr(PublishedModel, "predict", predict)
+    yield calls
+    calls.release.set()  # never leave a worker thread blocked
 
 
 def test_error_not_an_image_is_415(client: TestClient) -> None:
@@ -142,10 +183,90 @@ def test_error_queue_full_is_503_with_retry_after(fresh_dir: Path, png: bytes) -
         assert response.headers["Retry-After"] == "1"
 
 
-def test_error_slow_inference_is_504(fresh_dir: Path, png: bytes) -> None:
-    settings = make_settings(fresh_dir, request_timeout_s=0.05, max_batch_delay_ms=1000)
+def test_error_slow_inference_is_504(fresh_dir: Path, png: bytes, model_calls: ModelCalls) -> None:
+    # A budget that decoding one small PNG never uses up, and a model call that outlasts it.
+    settings = make_settings(fresh_dir, request_timeout_s=2)
     with TestClient(create_app(settings)) as test_client:
+        model_calls.hold = True
         assert_error(test_client.post("/predict", content=png), 504, "did not answer")
+        model_calls.hold = False
+        model_calls.release.set()
+        assert test_client.post("/predict", content=png).status_code == 200
+
+
+def test_error_timed_out_request_is_skipped_by_the_worker(
+    fresh_dir: Path, png: bytes, jpeg: bytes, model_calls: ModelCalls
+) -> None:
+    settings = make_settings(fresh_dir, request_timeout_s=2, batch_sizes="")
+    with (
+        TestClient(create_app(settings)) as test_client,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        model_calls.watch = model_calls.hold = True
+        running = pool.submit(test_client.post, "/predict", content=png)
+        assert model_calls.entered.wait(30)  # the worker is inside the model with it
+        queued = pool.submit(test_client.post, "/predict", content=jpeg)  # waits behind it
+        # Both time out in the batcher (not in decoding: the message says which).
+        assert_error(running.result(), 504, "did not answer")
+        assert_error(queued.result(), 504, "did not answer")
+        model_calls.hold = False
+        model_calls.release.set()
+        assert test_client.post("/predict", content=png).status_code == 200
+    # The model ran the first request and the last; the queued one was dropped unrun.
+    names = {
+        load_image(data, SIZE).tobytes(): name for name, data in (("png", png), ("jpeg", jpeg))
+    }
+    ran = [[names.get(picture, "?") for picture in batch] for batch in model_calls.batches]
+    assert ran == [["png"], ["png"]]
+
+
+def test_error_failing_model_call_is_500_and_later_requests_succeed(
+    fresh_dir: Path, png: bytes, model_calls: ModelCalls
+) -> None:
+    settings = make_settings(fresh_dir, request_timeout_s=10)
+    with (
+        # The 500 is answered; the test client would raise the exception as well.
+        TestClient(create_app(settings), raise_server_exceptions=False) as test_client,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        expected = test_client.post("/predict", content=png).json()
+        model_calls.watch = model_calls.fail = True
+        failed = list(pool.map(lambda _: test_client.post("/predict", content=png), range(2)))
+        model_calls.fail = False
+        later = [test_client.post("/predict", content=png) for _ in range(2)]
+    assert model_calls.batches  # the failing calls did happen
+    for response in failed:
+        assert_error(response, 500, "RuntimeError")
+    for response in later:
+        assert response.status_code == 200 and response.json() == expected
+
+
+def test_error_decode_queue_full_is_503_with_retry_after(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+    real = predictor_module.load_image
+
+    def first_held(data: bytes, size: int, **kwargs: Any) -> np.ndarray:
+        if not entered.is_set():  # hold the first decode only
+            entered.set()
+            release.wait(30)
+        return real(data, size, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "load_image", first_held)
+    settings = make_settings(fresh_dir, max_decode_queue=1)
+    with (
+        TestClient(create_app(settings)) as test_client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        decoding = pool.submit(test_client.post, "/predict", content=png)
+        assert entered.wait(30)  # one image in the decode queue: it is full
+        refused = test_client.post("/predict", content=png)
+        release.set()
+        assert decoding.result().status_code == 200
+    assert_error(refused, 503, "decode queue is full")
+    assert refused.headers["Retry-After"] == "1"
 
 
 def test_error_scores_too_large_for_float_are_422(client: TestClient) -> None:

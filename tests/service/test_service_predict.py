@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
+from service.routers import demo_page
+from tests.conftest import encode
 from tests.service.conftest import LABELS, SIZE, files
 
 
@@ -38,14 +42,32 @@ def test_predict_multipart_returns_every_class_best_first(client: TestClient, pn
     assert abs(sum(scores) - 1.0) < 1e-5
 
 
+def scores_by_class_id(classes: list[dict[str, Any]]) -> np.ndarray:
+    return np.array([c["score"] for c in sorted(classes, key=lambda c: c["class_id"])])
+
+
 def test_predict_many_files_keeps_order_and_names(
     client: TestClient, png: bytes, jpeg: bytes
 ) -> None:
-    response = client.post("/predict", files=files(("x.png", png), ("y.jpg", jpeg), ("z.png", png)))
+    white = encode(np.full((32, 32, 3), 255, np.uint8), "PNG")
+    named = [("x.png", png), ("y.jpg", jpeg), ("z.png", white)]
+    # Each image's answer on its own, to recognise its row in the multi-file answer.
+    alone = [
+        scores_by_class_id(
+            client.post("/predict", content=data).json()["predictions"][0]["classes"]
+        )
+        for _, data in named
+    ]
+    for i in range(len(alone)):
+        for j in range(i):
+            # Rows that differ far beyond the tolerance below: a swap cannot go unnoticed.
+            assert np.max(np.abs(alone[i] - alone[j])) > 1e-3
+    response = client.post("/predict", files=files(*named))
     assert response.status_code == 200
     predictions = response.json()["predictions"]
     assert [p["filename"] for p in predictions] == ["x.png", "y.jpg", "z.png"]
-    assert predictions[0]["classes"] == predictions[2]["classes"]
+    for prediction, expected in zip(predictions, alone, strict=True):
+        assert np.max(np.abs(scores_by_class_id(prediction["classes"]) - expected)) <= 1e-5
 
 
 def test_predict_raw_body_uses_default_model(client: TestClient, jpeg: bytes) -> None:
@@ -182,10 +204,21 @@ def test_docs_and_openapi_describe_the_api(client: TestClient) -> None:
         assert path in paths
 
 
-def test_demo_page_served_or_clear_404(client: TestClient) -> None:
+def test_demo_page_served(client: TestClient) -> None:
     response = client.get("/")
-    if response.status_code == 200:
-        assert "html" in response.headers["content-type"]
-    else:
-        assert response.status_code == 404
-        assert "demo page" in response.json()["error"]
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    # An element the page's script and the browser test rely on: the real page, not any HTML.
+    assert 'id="predict-form"' in response.text
+
+
+def test_demo_page_missing_file_is_clear_404(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_page, "INDEX", tmp_path / "no-such-index.html")
+    response = client.get("/")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["status"] == 404
+    assert "demo page is not installed" in body["error"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +12,18 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.repository import ModelRepository
-from tests.service.conftest import make_settings, publish_copy
-
-
-def wait_for(condition, timeout_s: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.service.conftest import make_settings, publish_copy, wait_for
 
 
 def publish_broken(models_dir: Path, store: Path, version: int) -> None:
-    """A complete-looking version whose SavedModel is garbage."""
-    path = publish_copy(store, models_dir, "car_truck", 2, version)
-    (path / "saved_model.pb").write_bytes(b"this is not a protobuf")
+    """A complete-looking version whose SavedModel is garbage from the moment it appears.
+
+    Broken before the rename: a poller that saw the good copy first would load it.
+    """
+    tmp = models_dir / "car_truck" / f".tmp-broken-{version}"
+    shutil.copytree(store / "car_truck" / "2", tmp)
+    (tmp / "saved_model.pb").write_bytes(b"this is not a protobuf")
+    tmp.rename(models_dir / "car_truck" / str(version))
 
 
 def failures_metric(client: TestClient) -> float:
@@ -73,9 +69,9 @@ def test_reload_switches_to_new_version_without_failed_requests(
         # A broken version 3 is logged, counted and skipped; 2 keeps serving.
         before = failures_metric(client)
         publish_broken(fresh_dir, model_store, 3)
-        assert wait_for(lambda: ("car_truck", 3) in repo.failures)
+        # The metric is counted last, after the reason is recorded: wait for it.
+        assert wait_for(lambda: failures_metric(client) == before + 1)
         assert "SavedModel" in repo.failures[("car_truck", 3)]
-        assert failures_metric(client) == before + 1
         response = client.post("/predict", content=png)
         assert response.status_code == 200 and response.headers["X-Model-Version"] == "2"
         assert client.get("/readyz").status_code == 200

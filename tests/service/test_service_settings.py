@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from service.__main__ import parse_settings
 from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_read_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,9 +25,11 @@ def test_settings_read_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
     assert settings.buckets == [1, 2, 3, 4, 5, 6, 7, 8]  # no padding by default
 
 
-def test_settings_batch_sizes_pad_up_to_max_batch_size() -> None:
-    settings = Settings(max_batch_size=16, batch_sizes="4,1,32")
-    assert settings.buckets == [1, 4, 16]
+def test_settings_buckets_always_end_at_max_batch_size() -> None:
+    # Sizes above the maximum are dropped and the maximum itself is always a bucket.
+    assert Settings(max_batch_size=16, batch_sizes="4,1,32").buckets == [1, 4, 16]
+    assert Settings(max_batch_size=8, batch_sizes="16,32").buckets == [8]
+    assert Settings(max_batch_size=8, batch_sizes="8,2").buckets == [2, 8]
 
 
 def test_settings_cli_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,23 +40,42 @@ def test_settings_cli_flags_override_environment(monkeypatch: pytest.MonkeyPatch
     assert settings.models_dir == Path("elsewhere")
 
 
-def test_settings_buckets_always_end_at_max_batch_size() -> None:
-    assert Settings(batch_sizes="4,1,64", max_batch_size=16).buckets == [1, 4, 16]
+def test_settings_lists_parsed_once_from_environment_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VGGSVC_BATCH_SIZES", " 8, 1,,4,8")
+    monkeypatch.setenv("VGGSVC_PINNED_VERSIONS", "car_truck:3, car_truck:1,x:2,car_truck:3")
+    settings = Settings()
+    # Typed, sorted and de-duplicated in the fields themselves, not re-parsed on each use.
+    assert settings.batch_sizes == [1, 4, 8]
+    assert all(type(size) is int for size in settings.batch_sizes)
+    assert settings.pinned_versions == {"car_truck": [1, 3], "x": [2]}
+    assert settings.pins == {"car_truck": {1, 3}, "x": {2}}
 
 
-def test_settings_pins_parsed_and_bad_values_rejected() -> None:
-    assert Settings(pinned_versions="car_truck:1, car_truck:3,x:2").pins == {
-        "car_truck": {1, 3},
-        "x": {2},
-    }
-    for bad in (
-        {"pinned_versions": "car_truck"},
-        {"batch_sizes": "a,b"},
-        {"log_level": "loud"},
-        {"max_batch_size": 0},
-    ):
-        with pytest.raises(ValueError):
-            Settings(**bad)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("VGGSVC_BATCH_SIZES", "a,b"),
+        ("VGGSVC_BATCH_SIZES", "0,2"),
+        ("VGGSVC_PINNED_VERSIONS", "car_truck"),
+        ("VGGSVC_PINNED_VERSIONS", "car_truck:0"),
+        ("VGGSVC_PINNED_VERSIONS", "car_truck:x"),
+        ("VGGSVC_PINNED_VERSIONS", ":2"),
+        ("VGGSVC_LOG_LEVEL", "loud"),
+        ("VGGSVC_MAX_BATCH_SIZE", "0"),
+    ],
+)
+def test_settings_bad_environment_value_stops_start_up_naming_it(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        parse_settings([])
+    assert stopped.value.code == 2
+    message = capsys.readouterr().err
+    field = variable.removeprefix("VGGSVC_").lower()
+    assert "invalid settings" in message and field in message and repr(value) in message
 
 
 def test_settings_every_field_is_in_the_readme_table() -> None:
@@ -58,3 +84,28 @@ def test_settings_every_field_is_in_the_readme_table() -> None:
         name for name in Settings.model_fields if f"| `VGGSVC_{name.upper()}` |" not in readme
     ]
     assert missing == []
+
+
+def test_settings_help_lists_every_field_with_description_and_default() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--help"],
+        cwd=ROOT,
+        # Wide enough that argparse wraps no line (it would break words at hyphens).
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "1000"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for name, info in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = "VGGSVC_" + name.upper()
+        if name == "admin_key":
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+        assert info.description and flag in text, name
+        assert f"{info.description} (default: {shown}; env {env})" in text, name
+    # A secret never goes in argv, where every user of the machine can read it.
+    assert "--admin-key" not in text and "VGGSVC_ADMIN_KEY" not in text
