@@ -80,6 +80,27 @@ def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
                     yield Path(root) / name
 
 
+def score_record(path: object, probs: np.ndarray, model: PublishedModel) -> dict[str, object]:
+    """The JSON record of one scored image (both engines write exactly this)."""
+    # `scores` is keyed by label, except for models with a class index (ImageNet): two of
+    # its classes are both named "crane" (and two "maillot"), so labels would merge them;
+    # their WordNet ids are unique and are what `class_id` reports.
+    keys = model.class_ids if model.metadata.class_index is not None else model.labels
+    best = int(probs.argmax())
+    return {
+        "path": str(path),
+        "label": model.labels[best],
+        "class_id": model.class_ids[best],
+        "score": float(probs[best]),
+        "scores": {str(key): float(p) for key, p in zip(keys, probs, strict=True)},
+    }
+
+
+def error_record(path: object, message: str) -> dict[str, object]:
+    """The JSON record of a file that could not be scored."""
+    return {"path": str(path), "error": message}
+
+
 def predict_to_stream(
     model_path: Path,
     inputs: list[Path],
@@ -90,26 +111,14 @@ def predict_to_stream(
 ) -> tuple[int, int]:
     """Write one JSON line per file to `out`; returns (scored, failed)."""
     model = load_published(Path(model_path), configure_runtime(precision))
-    # `scores` is keyed by label, except for models with a class index (ImageNet): two of
-    # its classes are both named "crane" (and two "maillot"), so labels would merge them;
-    # their WordNet ids are unique and are what `class_id` reports.
-    keys = model.class_ids if model.metadata.class_index is not None else model.labels
     total = sum(1 for _ in iter_files(inputs))  # a count only, for the progress bar
     bar = ProgressBar(total, "predict", enabled=progress)
     scored = failed = 0
     for batch in score_files(model, iter_files(inputs), batch_size):
         for path, probs in zip(batch.paths, batch.probabilities, strict=True):
-            best = int(probs.argmax())
-            line = {
-                "path": str(path),
-                "label": model.labels[best],
-                "class_id": model.class_ids[best],
-                "score": float(probs[best]),
-                "scores": {str(key): float(p) for key, p in zip(keys, probs, strict=True)},
-            }
-            out.write(json.dumps(line) + "\n")
+            out.write(json.dumps(score_record(path, probs, model)) + "\n")
         for path, message in batch.errors:
-            out.write(json.dumps({"path": str(path), "error": message}) + "\n")
+            out.write(json.dumps(error_record(path, message)) + "\n")
         out.flush()
         scored += len(batch.paths)
         failed += len(batch.errors)

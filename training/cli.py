@@ -2,7 +2,8 @@
 
 Every command has `--help`. Exit codes: 0 ok, 1 unexpected failure, 2 bad
 arguments or data, 3 quality gate refused the model (nothing published),
-4 base weights unavailable.
+4 base weights unavailable, 5 the Ray engine is unavailable (the `ray` extra
+is not installed, or the cluster cannot be reached).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
 EXIT_WEIGHTS = 4
+EXIT_ENGINE = 5
 
 
 PRECISION_HELP = (
@@ -36,6 +38,28 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
         "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
     )
     _precision_arg(p)
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    """Where the batch work runs: this process, or a Ray cluster (training.ray_engine)."""
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help='local (this process) or ray (Ray Data; needs pip install -e ".[ray]")',
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster: host:6379 or ray://host:10001 "
+        "(default $RAY_ADDRESS, else a local Ray started in-process)",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        help="actors holding the model (default: one per GPU, else one per node)",
+    )
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -114,6 +138,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="gate: publish only if it beats the latest version on the same valid data",
     )
     _precision_arg(p)
+    p.add_argument(
+        "--feature-batch-size",
+        type=int,
+        default=d.feature_batch_size,
+        help=f"pictures per base call, for either engine (default {d.feature_batch_size})",
+    )
+    _engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -166,11 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="batch scoring: one JSON line per image on stdout",
-        description="Score files and folders; unreadable files give an error line.",
+        description="Score files and folders; unreadable files give an error line. "
+        "With --engine ray: also storage prefixes (s3://...), into sharded JSONL under --output.",
     )
     _model_arg(p)
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or URIs (ray)")
     p.add_argument("--batch-size", type=int, default=32)
+    _engine_args(p)
+    p.add_argument(
+        "--output", default=None, help="--engine ray: folder or URI for part-NNNNN.jsonl shards"
+    )
+    p.add_argument("--shard-size", type=int, default=10_000, help="lines per shard (ray)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser(
@@ -218,12 +255,38 @@ def _run(args: argparse.Namespace) -> int:
             plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot)
         print(json.dumps(report, indent=2))
         return 0
+    if args.command == "predict" and args.engine == "ray":
+        if args.output is None:
+            raise ValueError("--engine ray writes sharded JSONL files: give --output FOLDER")
+        from training.ray_predict import score_with_ray
+
+        summary = score_with_ray(
+            args.model,
+            args.paths,
+            args.output,
+            args.batch_size,
+            args.ray_actors,
+            args.shard_size,
+            args.ray_address,
+            progress=not args.quiet,
+            precision=args.precision,
+        )
+        print(
+            f"scored {summary['scored']} file(s), {summary['failed']} unreadable, into "
+            f"{len(summary['shards'])} shard(s) under {args.output} "
+            f"({summary['engine']['nodes']} Ray node(s))",
+            file=sys.stderr,
+        )
+        return 0
     if args.command == "predict":
         from training.batch_predict import predict_to_stream
 
+        if args.output is not None:
+            raise ValueError("--output is for --engine ray; the local engine writes to stdout")
+        paths = [Path(p) for p in args.paths]
         scored, failed = predict_to_stream(
             args.model,
-            args.paths,
+            paths,
             sys.stdout,
             args.batch_size,
             progress=not args.quiet,
@@ -250,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import DataError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
+    from training.ray_cluster import EngineUnavailableError
 
     try:
         return _run(args)
@@ -262,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     except PrecisionUnavailableError as exc:
         print(f"error: --precision: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except EngineUnavailableError as exc:
+        print(f"error: engine: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
     except (DataError, InvalidModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

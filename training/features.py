@@ -1,37 +1,30 @@
-"""Frozen-base features, computed once per image and cached on disk.
+"""Frozen-base features, computed once per image and kept in the feature store.
 
-The base is frozen, so its output for a given picture never changes. The cache
-key is `sha256(file bytes)` + the base weights' identity + the decoder and
-precision + the input size and cut layer (+ whether the picture was flipped), so renaming or moving a file costs nothing,
-and adding images to a data set computes features for the new ones only.
-
-Layout: `<cache_dir>/<weights>-<decoder>-<precision>-<size>px-<layer>/<sha[:2]>/<sha>[.flip].npy`.
-Default cache dir: `$TRAINING_CACHE_DIR`, else `~/.cache/vgg-transfer/features`.
+The base is frozen, so its output for a given picture never changes. Features
+live in `training.feature_store.FeatureStore`, keyed by `sha256(file bytes)` +
+the base weights' identity + the decoding + the precision the base runs in +
+the input size + the cut layer (+ whether the picture was flipped), so renaming or moving a file costs nothing,
+and adding images to a data set computes features for the new ones only. The
+Ray engine (`training.ray_engine`) fills the same store: features computed by
+either engine are hits for the other.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import keras
 import numpy as np
 import PIL
 
-from imaging import ImageError, load_image
 from imaging.decode import DECODE_VERSION
+from training.feature_inputs import prepare_file
+from training.feature_store import FeatureStore, default_cache_dir
 from training.model import BaseWeights, VGGPreprocess
 from training.progress import ProgressBar
-
-CACHE_ENV = "TRAINING_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "vgg-transfer" / "features"
 
 
 def weights_identity(base: keras.Model, info: BaseWeights) -> str:
@@ -42,6 +35,28 @@ def weights_identity(base: keras.Model, info: BaseWeights) -> str:
     for weight in base.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
     return f"none-{digest.hexdigest()[:16]}"
+
+
+def feature_key_parts(
+    base: keras.Model, info: BaseWeights, image_size: int, layer: str, precision: str
+) -> dict[str, str]:
+    """The store key of a base: same weights, decoding (ours and Pillow's), effective
+    precision, size and cut, same features. `base` must end at `layer`. Add a part
+    here when something else starts to change the features."""
+    return {
+        "weights": weights_identity(base, info),
+        "decoding": f"decode{DECODE_VERSION}-pil{PIL.__version__}",
+        "precision": precision,  # the effective one the base runs in (fp32, bf16, fp16)
+        "size": f"{image_size}px",
+        "layer": layer,
+    }
+
+
+def feature_model(base: keras.Model, image_size: int) -> keras.Model:
+    """uint8 pictures -> VGG16 preprocessing -> frozen base: what both engines run."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
+    outputs = base(VGGPreprocess()(inputs), training=False)
+    return keras.Model(inputs, outputs, name="feature_extractor")
 
 
 @dataclass
@@ -67,7 +82,7 @@ class FeatureExtractor:
         base: keras.Model,
         info: BaseWeights,
         image_size: int,
-        cache_dir: Path | None = None,
+        cache_dir: str | Path | None = None,
         batch_size: int = 32,
         progress: bool = True,
         layer: str = "block5_pool",
@@ -76,37 +91,18 @@ class FeatureExtractor:
         self.image_size = image_size
         self.batch_size = batch_size
         self.progress = progress
-        identity = weights_identity(base, info)
-        # Same weights, same decoding (ours and Pillow's), same precision, same size and cut:
-        # same features. `precision` is the effective one the process runs the base in.
-        decoding = f"decode{DECODE_VERSION}-pil{PIL.__version__}"
-        folder = f"{identity}-{decoding}-{precision}-{image_size}px-{layer}"  # base ends at layer
-        self.cache_root = Path(cache_dir or default_cache_dir()) / folder
-        inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
-        outputs = base(VGGPreprocess()(inputs), training=False)
-        self.model = keras.Model(inputs, outputs, name="feature_extractor")
+        self.base = base  # the Ray engine ships its weights to the workers
+        self.layer = layer
+        self.precision = precision  # effective; Ray's base actors are made to run in it too
         self.feature_shape = tuple(int(d) for d in base.output_shape[1:])
+        self.store = FeatureStore(
+            cache_dir or default_cache_dir(),
+            feature_key_parts(base, info, image_size, layer, precision),
+            self.feature_shape,
+        )
+        self.store.write_key_file()
+        self.model = feature_model(base, image_size)
         self.images_through_base = 0
-
-    def _cache_file(self, sha: str, flipped: bool) -> Path:
-        return self.cache_root / sha[:2] / f"{sha}{'.flip' if flipped else ''}.npy"
-
-    def _store(self, sha: str, flipped: bool, value: np.ndarray) -> None:
-        target = self._cache_file(sha, flipped)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a killed run never leaves a truncated cache entry.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, value)
-        os.replace(tmp, target)
-
-    def _load(self, sha: str, flipped: bool) -> np.ndarray | None:
-        path = self._cache_file(sha, flipped)
-        try:
-            value = np.load(path)
-        except (OSError, ValueError):
-            return None
-        return value if value.shape == self.feature_shape else None
 
     def run_base(self, pictures: np.ndarray) -> np.ndarray:
         """The base on a uint8 batch `[n, s, s, 3]` (no cache)."""
@@ -130,37 +126,29 @@ class FeatureExtractor:
             out_flip = self.run_base(batch[:, :, ::-1, :]) if flip else None
             for i, (path, sha, _) in enumerate(pending):
                 values[path] = out[i]
-                self._store(sha, False, out[i])
+                self.store.put(sha, False, out[i])
                 if out_flip is not None:
                     flipped[path] = out_flip[i]
-                    self._store(sha, True, out_flip[i])
+                    self.store.put(sha, True, out_flip[i])
             bar.update(len(pending))
             pending.clear()
 
         for path in paths:
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                errors[path] = f"cannot read: {exc}"
+            item = prepare_file(path, self.store, self.image_size, flip)
+            if item.error is not None:
+                errors[path] = item.error
                 bar.update()
                 continue
-            sha = hashlib.sha256(data).hexdigest()
-            shas[path] = sha
-            cached = self._load(sha, False)
-            cached_flip = self._load(sha, True) if flip else None
-            if cached is not None and (not flip or cached_flip is not None):
-                values[path] = cached
-                if cached_flip is not None:
-                    flipped[path] = cached_flip
+            assert item.sha is not None
+            shas[path] = item.sha
+            if item.picture is None:  # a hit: every feature asked for is in the store
+                assert item.cached is not None
+                values[path] = item.cached
+                if item.cached_flip is not None:
+                    flipped[path] = item.cached_flip
                 bar.update()
                 continue
-            try:
-                picture = load_image(data, self.image_size)
-            except ImageError as exc:
-                errors[path] = str(exc)
-                bar.update()
-                continue
-            pending.append((path, sha, picture))
+            pending.append((path, item.sha, item.picture))
             if len(pending) >= self.batch_size:
                 flush()
         flush()
@@ -174,3 +162,72 @@ class FeatureExtractor:
             file_sha256=[shas[p] for p in ok],
             errors=errors,
         )
+
+
+class FeatureEngine(Protocol):
+    """Where the base runs: `local` (this process) or `ray` (a cluster); same store."""
+
+    name: str
+
+    def extract(
+        self, extractor: FeatureExtractor, paths: list[Path], flip: bool = ..., label: str = ...
+    ) -> Features: ...
+
+    def extract_splits(
+        self,
+        extractor: FeatureExtractor,
+        splits: dict[str, tuple[list[Path], bool]],
+        label: str = ...,
+    ) -> dict[str, Features]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class LocalFeatureEngine:
+    """The base in this process, in batches (`FeatureExtractor.extract`)."""
+
+    name = "local"
+
+    def extract(
+        self,
+        extractor: FeatureExtractor,
+        paths: list[Path],
+        flip: bool = False,
+        label: str = "features",
+    ) -> Features:
+        return extractor.extract(paths, flip=flip, label=label)
+
+    def extract_splits(
+        self,
+        extractor: FeatureExtractor,
+        splits: dict[str, tuple[list[Path], bool]],
+        label: str = "features",
+    ) -> dict[str, Features]:
+        """`{name: (paths, flip)}` -> `{name: Features}`, one progress bar per split."""
+        return {
+            name: extractor.extract(paths, flip=flip, label=f"{name} {label}")
+            for name, (paths, flip) in splits.items()
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "nodes": 1}
+
+
+ENGINES = ("local", "ray")
+
+
+def open_engine(
+    name: str,
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> FeatureEngine:
+    """The engine called `name`; `ray` connects at once, so a bad address fails before any work."""
+    if name == "local":
+        return LocalFeatureEngine()
+    if name == "ray":
+        from training.ray_engine import RayFeatureEngine  # Ray is an optional extra
+
+        return RayFeatureEngine(ray_address, ray_actors, batch_size, progress)
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -34,7 +34,7 @@ from modelstore.metadata import ModelMetadata, write_metadata
 from modelstore.runtime import configure_runtime
 from training.data import DataError, DataSet, content_hash, load_dataset
 from training.export import new_metadata, write_savedmodel
-from training.features import FeatureExtractor, Features
+from training.features import FeatureExtractor, Features, open_engine
 from training.gate import check_gate
 from training.model import build_base, build_classifier, build_head, truncate_base
 from training.plots import plot_confusion_matrix, plot_learning_curves
@@ -67,6 +67,10 @@ class FitConfig:
     feature_batch_size: int = 32
     min_accuracy: float | None = None
     promote_if_better: bool = False
+    # Where the base runs (training.ray_engine); the head always trains in this process.
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray started in-process
+    ray_actors: int | None = None  # base actors; None: one per GPU, else one per node
 
 
 @dataclass
@@ -172,6 +176,10 @@ def fit(
     """
     cfg = dataclasses.replace(config or FitConfig(), **overrides)
     started = time.monotonic()
+    # Ray connects here: an unreachable cluster fails before any data or weights are loaded.
+    engine = open_engine(
+        cfg.engine, cfg.ray_address, cfg.ray_actors, cfg.feature_batch_size, progress
+    )
     data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
     runtime = configure_runtime(cfg.precision)  # before any model is built
     full_base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
@@ -186,10 +194,8 @@ def fit(
         layer=cfg.base_layer,
         precision=runtime.precision.effective,
     )
-    feats = {
-        "train": extractor.extract(data.train.paths, flip=cfg.flip_augment, label="train features"),
-        "valid": extractor.extract(data.valid.paths, label="valid features"),
-    }
+    splits = {"train": (data.train.paths, cfg.flip_augment), "valid": (data.valid.paths, False)}
+    feats = engine.extract_splits(extractor, splits)
     seconds = {"features": time.monotonic() - started}
     skipped = _drop_unreadable(data, feats)
     x, y = feats["train"].values, np.asarray(data.train.labels)
@@ -221,6 +227,7 @@ def fit(
         "images_through_base": extractor.images_through_base,
         "precision": runtime.precision.to_dict(),
         "device": runtime.device,
+        "engine": engine.describe(),  # local, or ray with the nodes that did the work
         "seconds": round(time.monotonic() - started, 2),
     }
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from modelstore.layout import list_versions
-from training.cli import EXIT_WEIGHTS, main
+from training.cli import EXIT_ENGINE, EXIT_WEIGHTS, main
 
 COMMANDS = ["demo-data", "fit", "evaluate", "predict", "export-imagenet"]
 
@@ -59,3 +60,14 @@ def test_training_cli_imagenet_unavailable_exit_code(
     assert main([*export, "--weights", "auto"]) == EXIT_WEIGHTS  # no hed fallback with a top
     assert list_versions(tmp_path / "models" / "m") == []
     assert list_versions(tmp_path / "models" / "vgg16_imagenet") == []
+
+
+def test_training_cli_ray_engine_without_ray_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    code = main(["fit", "--data", str(tmp_path), "--name", "m", "--engine", "ray"])
+    assert code == EXIT_ENGINE == 5
+    err = capsys.readouterr().err
+    assert 'pip install -e ".[ray]"' in err and "--engine local" in err
+    assert not (tmp_path / "models").exists()

@@ -1,0 +1,272 @@
+"""The Ray engine on a real multi-node Ray cluster on one box (head + 2 worker nodes, 1 CPU each).
+
+One cluster for the whole module (starting one costs ~10 s). Skipped only where
+Ray is not installed and CI is not set: under CI the import fails loudly instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import SIZE, fit_tiny
+from training.batch_predict import predict_to_stream
+from training.cli import EXIT_ENGINE, main
+from training.demo_data import generate
+from training.features import FeatureExtractor, LocalFeatureEngine
+from training.fit import FitResult
+from training.model import build_base
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None and not os.environ.get("CI"),
+        reason='Ray is not installed (pip install -e ".[ray]"); CI always runs these',
+    ),
+    pytest.mark.timeout(300),
+]
+
+RAY = {"engine": "ray", "ray_actors": 2, "feature_batch_size": 4}
+NODE_ARGS = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A head and two worker nodes, 1 CPU each; this process is connected to it as the driver."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args=NODE_ARGS)
+    for _ in range(2):
+        c.add_node(**NODE_ARGS)
+    c.wait_for_nodes()
+    ray.init(address=c.address)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny demo set plus two files no engine can read (as in test_fit)."""
+    out = tmp_path_factory.mktemp("raydata") / "data"
+    generate(out, train=12, valid=6, size=SIZE, seed=0)
+    (out / "train" / "car" / "notes.txt").write_text("not a picture")
+    good = (out / "train" / "truck" / "truck_00000.png").read_bytes()
+    (out / "train" / "truck" / "cut.png").write_bytes(good[: len(good) // 2])
+    return out
+
+
+def _fit_capturing_stderr(data: Path, work: Path, **kw: Any) -> tuple[FitResult, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        result = fit_tiny(data, work, **kw)
+    return result, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ray_fit(cluster: Any, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    work = tmp_path_factory.mktemp("rayfit")
+    return (*_fit_capturing_stderr(data, work, **RAY), work)
+
+
+@pytest.fixture(scope="module")
+def local_fit(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    work = tmp_path_factory.mktemp("localfit")
+    return (*_fit_capturing_stderr(data, work), work)
+
+
+def _store_files(cache: Path) -> dict[str, Path]:
+    return {str(p.relative_to(cache)): p for p in cache.rglob("*.npy")}
+
+
+def test_ray_fit_runs_on_two_nodes_and_records_them(ray_fit: Any, cluster: Any) -> None:
+    import ray
+
+    result, _, _ = ray_fit
+    engine = result.metadata["training"]["engine"]
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert engine["name"] == "ray"
+    assert engine["nodes"] >= 2
+    assert len(set(engine["node_ids"])) == engine["nodes"]
+    assert set(engine["node_ids"]) <= alive
+    assert result.metadata["training"]["hyperparameters"]["engine"] == "ray"
+
+
+def test_ray_features_equal_local_engine_features(ray_fit: Any, local_fit: Any) -> None:
+    ray_result, _, ray_work = ray_fit
+    local_result, _, local_work = local_fit
+    ray_files, local_files = _store_files(ray_work / "c"), _store_files(local_work / "c")
+    assert len(ray_files) == 36  # 24 train + 12 valid readable pictures, one entry each
+    assert set(ray_files) == set(local_files)
+    worst = max(
+        float(np.abs(np.load(p) - np.load(local_files[k])).max()) for k, p in ray_files.items()
+    )
+    assert worst <= 1e-5
+    assert ray_result.images_through_base == local_result.images_through_base == 36
+
+
+def test_ray_trained_model_predicts_like_local_one(
+    ray_fit: Any, local_fit: Any, data: Path
+) -> None:
+    from imaging import load_image
+
+    pictures = np.stack([load_image(p, SIZE) for p in sorted((data / "valid").rglob("*.png"))])
+    ray_probs = np.asarray(ray_fit[0].model.predict(pictures, verbose=0))
+    local_probs = np.asarray(local_fit[0].model.predict(pictures, verbose=0))
+    assert np.abs(ray_probs - local_probs).max() < 1e-4
+    assert (ray_probs.argmax(1) == local_probs.argmax(1)).all()
+    assert ray_fit[0].metrics["accuracy"] == local_fit[0].metrics["accuracy"]
+
+
+def test_ray_skips_unreadable_files_as_local_engine_does(ray_fit: Any, local_fit: Any) -> None:
+    (ray_result, ray_err, _), (local_result, local_err, _) = ray_fit, local_fit
+    ray_training, local_training = (
+        ray_result.metadata["training"],
+        local_result.metadata["training"],
+    )
+    assert ray_training["skipped_files"]["count"] == 2
+    assert ray_training["skipped_files"] == local_training["skipped_files"]
+    assert ray_training["class_counts"] == local_training["class_counts"]
+    assert ray_training["data_sha256"] == local_training["data_sha256"]
+
+    def warning(err: str) -> list[str]:
+        lines = err.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith("warning: skipped")))
+        return lines[start : start + 3]
+
+    assert warning(ray_err) == warning(local_err)
+    assert "cut.png" in "\n".join(warning(ray_err))
+
+
+def test_ray_second_run_computes_no_feature_and_engines_share_the_store(
+    ray_fit: Any, data: Path
+) -> None:
+    _, _, work = ray_fit
+    again = fit_tiny(data, work, **RAY)
+    assert again.images_through_base == 0
+    assert again.metadata["training"]["images_through_base"] == 0
+    # The local engine finds every feature the Ray engine stored.
+    local = fit_tiny(data, work)
+    assert local.images_through_base == 0
+
+
+def test_ray_engine_hits_features_the_local_engine_stored(
+    local_fit: Any, cluster: Any, data: Path
+) -> None:
+    from training.ray_engine import RayFeatureEngine
+
+    _, _, work = local_fit
+    base, info = build_base("none", SIZE, seed=0)
+    extractor = FeatureExtractor(base, info, SIZE, work / "c", progress=False)
+    paths = sorted((data / "valid").rglob("*.png"))
+    feats = RayFeatureEngine(actors=2, batch_size=4, progress=False).extract(extractor, paths)
+    assert extractor.images_through_base == 0
+    assert len(feats.paths) == 12
+
+
+def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
+    cluster: Any, tmp_path: Path
+) -> None:
+    from training.ray_engine import RayFeatureEngine
+
+    generate(tmp_path / "many", train=40, valid=0, size=SIZE, seed=5)
+    paths = sorted((tmp_path / "many").rglob("*.png"))  # 80 pictures
+    base, info = build_base("none", SIZE, seed=0)
+    extractor = FeatureExtractor(base, info, SIZE, tmp_path / "store", progress=False)
+    cluster.add_node(**NODE_ARGS)  # a spare, so the cluster keeps head + 2 workers after
+    cluster.wait_for_nodes()
+    engine = RayFeatureEngine(actors=2, batch_size=1, progress=False)
+    workers = {n.node_id: n for n in cluster.worker_nodes}
+    removed: dict[str, Any] = {}
+
+    def remove_a_busy_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not removed:
+            busy = [n for n in engine.node_ids if n in workers]  # a worker that did work
+            if busy:
+                done = len(list((tmp_path / "store").rglob("*.npy")))
+                cluster.remove_node(workers[busy[0]])
+                removed.update(node=busy[0], stored_before=done)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=remove_a_busy_worker)
+    killer.start()
+    feats = engine.extract(extractor, paths)
+    killer.join()
+
+    assert removed, "no worker node was removed during the run"
+    assert removed["stored_before"] < len(paths)  # it really was mid-run
+    assert feats.paths == paths and not feats.errors
+    stored = list((tmp_path / "store").rglob("*.npy"))
+    assert len(stored) == len({p.name for p in stored}) == len(paths)
+    assert all(np.load(p).shape == extractor.feature_shape for p in stored)
+    expected = LocalFeatureEngine().extract(
+        FeatureExtractor(base, info, SIZE, tmp_path / "local", progress=False), paths
+    )
+    assert float(np.abs(feats.values - expected.values).max()) <= 1e-5
+
+
+def test_ray_predict_writes_local_records_into_shards(
+    ray_fit: Any, data: Path, tmp_path: Path
+) -> None:
+    result, _, _ = ray_fit
+    inputs = [str(data / "valid"), str(data / "train" / "car" / "notes.txt")]
+    out = tmp_path / "scores"
+    args = ["--engine", "ray", "--ray-actors", "2", "--output", str(out), "--shard-size", "5"]
+    rc = main(
+        ["predict", "--model", str(result.path), *args, "--batch-size", "4", "--quiet", *inputs]
+    )
+    assert rc == 0
+    shards = sorted(out.glob("part-*.jsonl"))
+    ray_lines = [json.loads(line) for s in shards for line in s.read_text().splitlines()]
+    assert len(shards) == 3 and all(len(s.read_text().splitlines()) <= 5 for s in shards)
+    local = io.StringIO()
+    predict_to_stream(result.path, [Path(p) for p in inputs], local, progress=False)
+    local_lines = [json.loads(line) for line in local.getvalue().splitlines()]
+    by_path = {r["path"]: r for r in ray_lines}
+    assert len(by_path) == len(ray_lines) == len(local_lines) == 13
+    for want in local_lines:
+        got = by_path[want["path"]]
+        assert got.keys() == want.keys()
+        if "error" in want:
+            assert got == want
+        else:
+            assert got["label"] == want["label"]
+            assert got["scores"] == pytest.approx(want["scores"], abs=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["scored"], summary["failed"]) == (12, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ray_unreachable_address_fails_fast_with_exit_code_5(data: Path, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    cmd = [sys.executable, "-m", "training", "fit", "--data", str(data), "--name", "m"]
+    cmd += ["--models-dir", str(tmp_path / "models"), "--base-weights", "none"]
+    cmd += ["--image-size", "32", "--engine", "ray", "--ray-address", address]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    # Ray's own retries would take minutes; the probe answers within seconds.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
+    assert proc.returncode == EXIT_ENGINE == 5
+    assert f"cannot reach the Ray cluster at {address}" in proc.stderr
+    assert not (tmp_path / "models").exists()
