@@ -22,7 +22,8 @@ for entry in "${SYSTEM_PACKAGES[@]}"; do
     exit 1
   fi
 done
-EXTRAS=dev source scripts/venv.sh
+# ray: the multi-node Ray engine tests run in CI (tests/training/test_ray_engine.py).
+EXTRAS=dev,ray source scripts/venv.sh
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 "$PY" -m mypy imaging modelstore training service bench

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment and installs the project into it.
 # Usage: source scripts/venv.sh   (sets $PY to the environment's python)
-# VENV picks the folder (default .venv); TF_FLAVOUR=gpu installs tensorflow[and-cuda].
+# VENV picks the folder (default .venv); TF_FLAVOUR=gpu installs tensorflow[and-cuda];
+# EXTRAS adds optional extras, comma-separated (dev, ray).
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}

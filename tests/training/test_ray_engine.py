@@ -154,30 +154,32 @@ def test_ray_skips_unreadable_files_as_local_engine_does(ray_fit: Any, local_fit
     assert "cut.png" in "\n".join(warning(ray_err))
 
 
-def test_ray_second_run_computes_no_feature_and_engines_share_the_store(
-    ray_fit: Any, data: Path
-) -> None:
+def _tiny_extractor(cache: Path) -> FeatureExtractor:
+    base, info = build_base("none", SIZE, seed=0)  # the weights fit_tiny's runs used
+    return FeatureExtractor(base, info, SIZE, cache, progress=False)
+
+
+def test_ray_second_run_computes_no_feature(ray_fit: Any, data: Path) -> None:
     _, _, work = ray_fit
     again = fit_tiny(data, work, **RAY)
     assert again.images_through_base == 0
     assert again.metadata["training"]["images_through_base"] == 0
-    # The local engine finds every feature the Ray engine stored.
-    local = fit_tiny(data, work)
-    assert local.images_through_base == 0
+    assert again.metadata["training"]["skipped_files"]["count"] == 2
 
 
-def test_ray_engine_hits_features_the_local_engine_stored(
-    local_fit: Any, cluster: Any, data: Path
+def test_ray_and_local_engines_hit_each_others_features(
+    ray_fit: Any, local_fit: Any, data: Path
 ) -> None:
     from training.ray_engine import RayFeatureEngine
 
-    _, _, work = local_fit
-    base, info = build_base("none", SIZE, seed=0)
-    extractor = FeatureExtractor(base, info, SIZE, work / "c", progress=False)
     paths = sorted((data / "valid").rglob("*.png"))
-    feats = RayFeatureEngine(actors=2, batch_size=4, progress=False).extract(extractor, paths)
-    assert extractor.images_through_base == 0
+    on_ray_store = _tiny_extractor(ray_fit[2] / "c")
+    assert len(LocalFeatureEngine().extract(on_ray_store, paths).paths) == 12
+    assert on_ray_store.images_through_base == 0
+    on_local_store = _tiny_extractor(local_fit[2] / "c")
+    feats = RayFeatureEngine(actors=2, batch_size=4, progress=False).extract(on_local_store, paths)
     assert len(feats.paths) == 12
+    assert on_local_store.images_through_base == 0
 
 
 def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
@@ -187,8 +189,7 @@ def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
 
     generate(tmp_path / "many", train=40, valid=0, size=SIZE, seed=5)
     paths = sorted((tmp_path / "many").rglob("*.png"))  # 80 pictures
-    base, info = build_base("none", SIZE, seed=0)
-    extractor = FeatureExtractor(base, info, SIZE, tmp_path / "store", progress=False)
+    extractor = _tiny_extractor(tmp_path / "store")
     cluster.add_node(**NODE_ARGS)  # a spare, so the cluster keeps head + 2 workers after
     cluster.wait_for_nodes()
     engine = RayFeatureEngine(actors=2, batch_size=1, progress=False)
@@ -216,9 +217,7 @@ def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
     stored = list((tmp_path / "store").rglob("*.npy"))
     assert len(stored) == len({p.name for p in stored}) == len(paths)
     assert all(np.load(p).shape == extractor.feature_shape for p in stored)
-    expected = LocalFeatureEngine().extract(
-        FeatureExtractor(base, info, SIZE, tmp_path / "local", progress=False), paths
-    )
+    expected = LocalFeatureEngine().extract(_tiny_extractor(tmp_path / "local"), paths)
     assert float(np.abs(feats.values - expected.values).max()) <= 1e-5
 
 
