@@ -99,13 +99,13 @@ def test_ray_fit_runs_on_two_nodes_and_records_them(ray_fit: Any, cluster: Any) 
     import ray
 
     result, _, _ = ray_fit
-    engine = result.metadata["training"]["engine"]
+    engine = result.metadata.training["engine"]
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert engine["name"] == "ray"
     assert engine["nodes"] >= 2
     assert len(set(engine["node_ids"])) == engine["nodes"]
     assert set(engine["node_ids"]) <= alive
-    assert result.metadata["training"]["hyperparameters"]["engine"] == "ray"
+    assert result.metadata.training["hyperparameters"]["engine"] == "ray"
 
 
 def test_ray_features_equal_local_engine_features(ray_fit: Any, local_fit: Any) -> None:
@@ -137,8 +137,8 @@ def test_ray_trained_model_predicts_like_local_one(
 def test_ray_skips_unreadable_files_as_local_engine_does(ray_fit: Any, local_fit: Any) -> None:
     (ray_result, ray_err, _), (local_result, local_err, _) = ray_fit, local_fit
     ray_training, local_training = (
-        ray_result.metadata["training"],
-        local_result.metadata["training"],
+        ray_result.metadata.training,
+        local_result.metadata.training,
     )
     assert ray_training["skipped_files"]["count"] == 2
     assert ray_training["skipped_files"] == local_training["skipped_files"]
@@ -163,8 +163,8 @@ def test_ray_second_run_computes_no_feature(ray_fit: Any, data: Path) -> None:
     _, _, work = ray_fit
     again = fit_tiny(data, work, **RAY)
     assert again.images_through_base == 0
-    assert again.metadata["training"]["images_through_base"] == 0
-    assert again.metadata["training"]["skipped_files"]["count"] == 2
+    assert again.metadata.training["images_through_base"] == 0
+    assert again.metadata.training["skipped_files"]["count"] == 2
 
 
 def test_ray_and_local_engines_hit_each_others_features(
