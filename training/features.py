@@ -71,7 +71,7 @@ class Features:
 
 
 class FeatureExtractor:
-    """Runs `uint8 pictures -> VGG16 preprocessing -> frozen base`, through the disk cache.
+    """Runs `uint8 pictures -> VGG16 preprocessing -> frozen base`, through the feature store.
 
     `images_through_base` counts pictures the base really processed (tests use
     it to prove the cache works).

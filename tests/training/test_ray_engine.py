@@ -187,8 +187,8 @@ def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
 ) -> None:
     from training.ray_engine import RayFeatureEngine
 
-    generate(tmp_path / "many", train=40, valid=0, size=SIZE, seed=5)
-    paths = sorted((tmp_path / "many").rglob("*.png"))  # 80 pictures
+    generate(tmp_path / "many", train=24, valid=0, size=SIZE, seed=5)
+    paths = sorted((tmp_path / "many").rglob("*.png"))  # 48 pictures, one per batch
     extractor = _tiny_extractor(tmp_path / "store")
     cluster.add_node(**NODE_ARGS)  # a spare, so the cluster keeps head + 2 workers after
     cluster.wait_for_nodes()
