@@ -10,6 +10,7 @@ CLI), instead of Ray's own long connection retries.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from types import ModuleType
@@ -17,6 +18,10 @@ from typing import Any
 
 EXTRA_HINT = 'pip install -e ".[ray]"'
 PROBE_TIMEOUT_S = 5.0
+# One batch per input block: results (and the progress bar) advance batch by batch, a
+# retried block redoes one batch, and the actors share the work evenly. Capped, because
+# the driver creates every block up front (a million pictures: blocks of 100).
+MAX_BLOCKS = 10_000
 
 
 class EngineUnavailableError(RuntimeError):
@@ -82,6 +87,11 @@ def node_id() -> str:
     import ray
 
     return str(ray.get_runtime_context().get_node_id())
+
+
+def block_count(rows: int, batch_size: int, actors: int) -> int:
+    """How many blocks to cut `rows` input rows into (see MAX_BLOCKS)."""
+    return max(1, min(rows, max(math.ceil(rows / batch_size), 2 * actors), MAX_BLOCKS))
 
 
 def actor_resources(ray: Any, actors: int | None) -> tuple[int, dict[str, Any]]:

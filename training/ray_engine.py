@@ -4,7 +4,7 @@
 
 The pipeline streams; nothing big is gathered until the end:
 
-    file paths (blocks of `batch_size * 8`)
+    file paths (blocks of one batch, `training.ray_cluster.block_count`)
       -> decode tasks (CPU): read, sha256, store lookup, `imaging.load_image` on a miss
       -> actor pool holding the base (one GPU per actor when the cluster has GPUs):
          runs the misses in batches, writes each feature to the FeatureStore
@@ -24,7 +24,6 @@ Every file path must be readable on every node (a shared volume on a cluster).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,8 @@ import numpy as np
 from training.feature_store import FeatureStore
 from training.features import FeatureExtractor, Features
 from training.progress import ProgressBar
-from training.ray_cluster import actor_resources, connect
+from training.ray_cluster import actor_resources, block_count, connect
 from training.ray_workers import BaseActor, decode_batch
-
-BLOCK_BATCHES = 8  # batches per input block: a retried block redoes at most this much
 
 
 class RayFeatureEngine:
@@ -135,8 +132,7 @@ class RayFeatureEngine:
         key = extractor.store.namespace
         if key not in self._weights:
             self._weights[key] = ray.put(extractor.base.get_weights())
-        blocks = max(1, math.ceil(len(rows) / (self.batch_size * BLOCK_BATCHES)))
-        blocks = max(blocks, min(len(rows), 2 * self.actors))  # every actor gets work
+        blocks = block_count(len(rows), self.batch_size, self.actors)
         store, size = extractor.store, extractor.image_size
         return (
             ray.data.from_items(rows, override_num_blocks=blocks)

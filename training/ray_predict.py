@@ -25,7 +25,7 @@ from modelstore.layout import resolve_model_path
 from modelstore.metadata import read_metadata
 from training.batch_predict import iter_files
 from training.progress import ProgressBar
-from training.ray_cluster import actor_resources, connect
+from training.ray_cluster import actor_resources, block_count, connect
 from training.ray_workers import ScoringActor, decode_for_scoring
 from training.storage import Storage, is_uri
 
@@ -89,7 +89,7 @@ def score_with_ray(
     scored = failed = 0
     nodes: set[str] = set()
     if locations:
-        blocks = max(min(len(locations), 2 * pool), -(-len(locations) // (batch_size * 8)))
+        blocks = block_count(len(locations), batch_size, pool)
         ds = (
             ray.data.from_items([{"path": p} for p in locations], override_num_blocks=blocks)
             .map_batches(

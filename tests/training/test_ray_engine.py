@@ -225,8 +225,10 @@ def test_ray_predict_writes_local_records_into_shards(
     ray_fit: Any, data: Path, tmp_path: Path
 ) -> None:
     result, _, _ = ray_fit
-    inputs = [str(data / "valid"), str(data / "train" / "car" / "notes.txt")]
+    broken = str(data / "train" / "car" / "notes.txt")
     out = tmp_path / "scores"
+    # The folder as a storage URI (a pyarrow filesystem; s3:// and gs:// list the same way).
+    inputs = [f"file://{data / 'valid'}", broken]
     args = ["--engine", "ray", "--ray-actors", "2", "--output", str(out), "--shard-size", "5"]
     rc = main(
         ["predict", "--model", str(result.path), *args, "--batch-size", "4", "--quiet", *inputs]
@@ -236,17 +238,17 @@ def test_ray_predict_writes_local_records_into_shards(
     ray_lines = [json.loads(line) for s in shards for line in s.read_text().splitlines()]
     assert len(shards) == 3 and all(len(s.read_text().splitlines()) <= 5 for s in shards)
     local = io.StringIO()
-    predict_to_stream(result.path, [Path(p) for p in inputs], local, progress=False)
+    predict_to_stream(result.path, [data / "valid", Path(broken)], local, progress=False)
     local_lines = [json.loads(line) for line in local.getvalue().splitlines()]
-    by_path = {r["path"]: r for r in ray_lines}
+    by_path = {r["path"].removeprefix("file://"): r for r in ray_lines}
     assert len(by_path) == len(ray_lines) == len(local_lines) == 13
     for want in local_lines:
-        got = by_path[want["path"]]
+        got = dict(by_path[want["path"]], path=want["path"])
         assert got.keys() == want.keys()
         if "error" in want:
             assert got == want
         else:
-            assert got["label"] == want["label"]
+            assert (got["label"], got["class_id"]) == (want["label"], want["class_id"])
             assert got["scores"] == pytest.approx(want["scores"], abs=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["scored"], summary["failed"]) == (12, 1)
