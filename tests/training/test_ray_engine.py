@@ -182,6 +182,27 @@ def test_ray_and_local_engines_hit_each_others_features(
     assert on_local_store.images_through_base == 0
 
 
+def test_ray_actors_run_the_base_in_the_precision_of_the_store_key(
+    ray_fit: Any, data: Path, tmp_path: Path
+) -> None:
+    from modelstore.runtime import PrecisionUnavailableError, cpu_flags, resolve_precision
+    from training.ray_engine import RayFeatureEngine
+
+    try:  # only asks; the test process keeps its own (fp32) settings
+        resolve_precision("bf16", None, cpu_flags())
+    except PrecisionUnavailableError as exc:
+        pytest.skip(f"this CPU has no bf16 units: {exc}")
+    paths = sorted((data / "valid").rglob("*.png"))
+    base, info = build_base("none", SIZE, seed=0)
+    bf16 = FeatureExtractor(base, info, SIZE, tmp_path / "c", progress=False, precision="bf16")
+    got = RayFeatureEngine(actors=2, batch_size=4, progress=False).extract(bf16, paths)
+    fp32 = LocalFeatureEngine().extract(_tiny_extractor(ray_fit[2] / "c"), paths)  # all hits
+    assert bf16.store.key_parts["precision"] == "bf16" and "-bf16-" in bf16.store.namespace
+    diff = np.abs(got.values - fp32.values)
+    assert diff.max() > 1e-4  # really computed in bf16, not fp32 filed under a bf16 key
+    assert diff.max() < 0.05 * np.abs(fp32.values).max()
+
+
 def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
     cluster: Any, tmp_path: Path
 ) -> None:
