@@ -30,6 +30,7 @@ RUN case "$TF_FLAVOUR" in cpu|gpu) ;; \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY imaging/ imaging/
+COPY modelstore/ modelstore/
 COPY training/ training/
 COPY service/ service/
 RUN --mount=type=cache,target=/root/.cache/pip \

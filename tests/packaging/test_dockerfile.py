@@ -134,3 +134,16 @@ def test_dockerfile_entrypoint_serves_with_env_settings(instructions: list[Instr
     for setting in ("VGGSVC_HOST=0.0.0.0", "VGGSVC_PORT=8000", "VGGSVC_MODELS_DIR=/models"):
         assert setting in env
     assert "8000" in _args(final, "EXPOSE")
+
+
+def test_dockerfile_copies_every_package_the_wheel_installs(
+    instructions: list[Instruction],
+) -> None:
+    """`pip install .` in the builder sees only what was copied: a package left out would
+    be missing from the image (it happened to modelstore/ once)."""
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include} - {"bench"}
+    copied = {src.rstrip("/") for src in copy_sources(instructions)}
+    assert sorted(packages - copied) == []
