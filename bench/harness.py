@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,27 @@ def export_tiny(
     model = build_classifier(base, top, size)
     draft = publish_classifier(model, models_dir, name, labels, size, weights.to_dict(), **fields)
     return draft.final_path
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float = 60.0, every_s: float = 0.02
+) -> bool:
+    """Poll `condition` until it holds (True) or `timeout_s` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every_s)
+    return condition()
+
+
+def metric(url: str, sample: str) -> float | None:
+    """The value of one Prometheus sample of a running service, e.g.
+    `metric(url, 'vggsvc_queue_depth{model="car_truck",version="1"}')`; None when absent."""
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def wait_ready(url: str, process: subprocess.Popen[Any], timeout_s: float = 180.0) -> None:

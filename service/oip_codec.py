@@ -33,6 +33,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 TOP_LABELS, TOP_SCORES = "top_labels", "top_scores"
 OUTPUT_NAMES = (OUTPUT_NAME, TOP_LABELS, TOP_SCORES)
 _NUMPY = {"UINT8": np.uint8, "FP32": np.float32}
+INT64_MAX = 2**63 - 1  # shapes are int64 in the protocol
 
 
 @dataclass
@@ -71,13 +72,27 @@ def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
     return items
 
 
+def _whole(value: Any) -> int | None:
+    """`value` as an int if it is a whole number: JSON Schema counts 3.0 as the integer 3."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _shape(tensor: dict[str, Any], where: str) -> list[int]:
+    """The tensor's dims: whole numbers from 0 to int64's largest, as the protocol says."""
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise BadRequest(f"{where}: 'shape' must be a list of non-negative integers")
-    return shape
+    dims: list[int] = []
+    for value in shape if isinstance(shape, list) else [None]:
+        dim = _whole(value)
+        if dim is None or not 0 <= dim <= INT64_MAX:
+            raise BadRequest(f"{where}: 'shape' must be a list of non-negative integers")
+        dims.append(dim)
+    return dims
 
 
 def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
@@ -95,7 +110,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
     name, datatype = tensor.get("name"), tensor.get("datatype")
     where = f"input {name!r}"
     expected = {INPUT_NAME: "UINT8", BYTES_INPUT_NAME: "BYTES"}
-    if name not in expected:
+    if not isinstance(name, str) or name not in expected:  # a JSON object is no dict key
         raise BadRequest(f"unknown input {name!r}; use {INPUT_NAME!r} or {BYTES_INPUT_NAME!r}")
     if datatype != expected[name]:
         raise BadRequest(f"{where} takes datatype {expected[name]}, got {datatype!r}")
@@ -161,18 +176,23 @@ def _parse_parameters(document: dict[str, Any]) -> InferRequest:
         raise BadRequest("'parameters' must be an object")
     request = InferRequest(id=str(document["id"]) if "id" in document else None)
     request.binary_default = bool(params.get("binary_data_output", False))
-    top_k = params.get("top_k")
-    if top_k is not None:
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise BadRequest(f"parameter top_k must be a positive integer, got {top_k!r}")
+    if params.get("top_k") is not None:
+        top_k = _whole(params["top_k"])
+        if top_k is None or top_k < 1:
+            raise BadRequest(f"parameter top_k must be a positive integer, got {params['top_k']!r}")
         request.top_k = top_k
-    for output in document.get("outputs") or []:
+    outputs = document.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise BadRequest('\'outputs\' must be a list like [{"name": "probabilities"}]')
+    for output in outputs:
         name = output.get("name") if isinstance(output, dict) else None
         if name not in OUTPUT_NAMES:
             raise BadRequest(f"unknown output {name!r}; outputs: {', '.join(OUTPUT_NAMES)}")
         if name != OUTPUT_NAME and request.top_k is None:
             raise BadRequest(f"output {name!r} needs the request parameter top_k")
         out_params = output.get("parameters") or {}
+        if not isinstance(out_params, dict):
+            raise BadRequest(f"the parameters of output {name!r} must be an object")
         request.outputs[name] = bool(out_params.get("binary_data", request.binary_default))
     return request
 

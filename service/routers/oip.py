@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from modelstore.metadata import package_version
 from service.errors import NotReady
+from service.model_version import ModelVersion
 from service.oip_codec import HEADER_LENGTH, infer_response, model_metadata, parse_infer
 from service.openapi_bodies import OIP_INFER_BODY
 from service.schemas import ERRORS
@@ -41,29 +42,38 @@ async def ready(state: StateDep) -> dict[str, bool]:
     return {"ready": True}
 
 
+# Each route with and without `/versions/{version}`: one function for both would make
+# `version` a nullable path parameter there and an undocumented query parameter here.
 @router.get("/models/{name}", responses=ERRORS)
+async def metadata(repository: RepositoryDep, name: str) -> Any:
+    """Inputs, outputs, datatypes and shapes of the model's latest version."""
+    model = repository.get(name)
+    return model_metadata(model, [m.version for m in repository.versions(name)])
+
+
 @router.get("/models/{name}/versions/{version}", responses=ERRORS)
-async def metadata(repository: RepositoryDep, name: str, version: Version | None = None) -> Any:
-    """Inputs, outputs, datatypes and shapes of the model (the latest or the named version)."""
+async def metadata_version(repository: RepositoryDep, name: str, version: Version) -> Any:
     model = repository.get(name, version)
     return model_metadata(model, [m.version for m in repository.versions(name)])
 
 
-@router.get("/models/{name}/ready", responses=ERRORS)
-@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
-async def model_ready(repository: RepositoryDep, name: str, version: Version | None = None) -> Any:
-    model = repository.get(name, version)  # 404 unknown, 503 still loading
+def _ready(model: ModelVersion) -> dict[str, Any]:
     return {"name": model.name, "version": str(model.version), "ready": True}
 
 
-@router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY)
-@router.post(
-    "/models/{name}/versions/{version}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY
-)
-async def infer(
-    request: Request, predictor: PredictorDep, name: str, version: Version | None = None
+@router.get("/models/{name}/ready", responses=ERRORS)
+async def model_ready(repository: RepositoryDep, name: str) -> Any:
+    return _ready(repository.get(name))  # 404 unknown, 503 still loading
+
+
+@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
+async def model_version_ready(repository: RepositoryDep, name: str, version: Version) -> Any:
+    return _ready(repository.get(name, version))
+
+
+async def _infer(
+    request: Request, predictor: PredictorDep, name: str, version: int | None
 ) -> Response:
-    """`BYTES` encoded images or `UINT8` pixels in, `FP32` probabilities out."""
     body, header_length = await request.body(), request.headers.get(HEADER_LENGTH)
     parsed = await predictor.off_loop(
         lambda: parse_infer(body, header_length), "parsing the infer request"
@@ -75,3 +85,23 @@ async def infer(
         result = await predictor.predict_arrays(name, version, parsed.images)
     content, headers = infer_response(result.model, parsed, result.probabilities)
     return Response(content, headers=headers, media_type=headers["Content-Type"])
+
+
+@router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY)
+async def infer(request: Request, predictor: PredictorDep, name: str) -> Response:
+    """`BYTES` encoded images or `UINT8` pixels in, `FP32` probabilities out.
+
+    JSON, or Triton's binary tensor extension: a JSON header of
+    `Inference-Header-Content-Length` bytes, then the raw tensors.
+    """
+    return await _infer(request, predictor, name, None)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY
+)
+async def infer_version(
+    request: Request, predictor: PredictorDep, name: str, version: Version
+) -> Response:
+    """Like `infer`, on one loaded version (the latest or a pinned one)."""
+    return await _infer(request, predictor, name, version)

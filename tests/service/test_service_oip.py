@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.harness import running_service
+from tests.conftest import encode
 from tests.service.conftest import LABELS, SIZE
 from tests.service.test_service_errors import assert_error
 
@@ -137,6 +139,10 @@ def test_oip_bad_shape_is_4xx_not_500(triton: httpclient.InferenceServerClient) 
     assert triton.is_server_ready()
 
 
+_PNG_B64 = base64.b64encode(encode(np.zeros((1, 1, 3), np.uint8))).decode()
+_PNG_TENSOR = {"name": "image_bytes", "datatype": "BYTES", "shape": [1], "data": [_PNG_B64]}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "word"),
     [
@@ -212,6 +218,19 @@ def test_oip_bad_shape_is_4xx_not_500(triton: httpclient.InferenceServerClient) 
             422,
             "0 to 255",
         ),
+        # Found by schemathesis: JSON of the wrong type where the codec expected a
+        # string or an object raised TypeError / AttributeError (500).
+        (
+            {"inputs": [{"name": {}, "datatype": "BYTES", "shape": [1], "data": ["aGk="]}]},
+            400,
+            "unknown input",
+        ),
+        (
+            {"inputs": [_PNG_TENSOR], "outputs": [{"name": "probabilities", "parameters": [1]}]},
+            400,
+            "must be an object",
+        ),
+        ({"inputs": [_PNG_TENSOR], "outputs": 5}, 400, "'outputs' must be a list"),
     ],
 )
 def test_oip_bad_requests_get_their_status(
@@ -228,3 +247,19 @@ def test_oip_binary_header_longer_than_body_is_400(client: TestClient) -> None:
         headers={"Inference-Header-Content-Length": "999"},
     )
     assert_error(response, 400, "Inference-Header-Content-Length")
+
+
+def test_oip_whole_number_floats_count_as_integers(client: TestClient) -> None:
+    # JSON Schema (and so the OpenAPI document) counts 1.0 as an integer; found by schemathesis.
+    tensor = {**_PNG_TENSOR, "shape": [1.0]}
+    response = client.post(
+        "/v2/models/car_truck/infer", json={"inputs": [tensor], "parameters": {"top_k": 2.0}}
+    )
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["probabilities"]["shape"] == [1, len(LABELS)]
+    assert outputs["top_labels"]["shape"] == [1, 2]
+    fraction = client.post(
+        "/v2/models/car_truck/infer", json={"inputs": [{**tensor, "shape": [1.5]}]}
+    )
+    assert_error(fraction, 400, "shape")
