@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 # System packages the tests drive (Debian's): installed when we can (root + apt). On a
 # developer's machine without them those tests skip with the reason; under CI=true a
 # missing one fails the run (the tests fail too), never a silent skip.
-SYSTEM_PACKAGES=(chromium)
+SYSTEM_PACKAGES=(chromium haproxy)
+# Debian installs haproxy in /usr/sbin, which is not on a non-root user's PATH.
+export PATH="$PATH:/usr/sbin"
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
