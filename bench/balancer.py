@@ -111,6 +111,7 @@ def kill_under_load(cluster: Cluster, image: bytes, concurrency: int) -> dict[st
     victim = cluster.replicas[0]
     with Traffic(cluster.url, image, concurrency, max_requests=100_000) as traffic:
         traffic.wait_started_after(traffic.started, 3 * concurrency)
+        on_victim = cluster.wait_in_flight(victim)
         killed = cluster.kill(victim)
         down = cluster.wait_status(victim, "DOWN", timeout_s=60)
         at_down = cluster.servers()[victim.name]
@@ -123,6 +124,7 @@ def kill_under_load(cluster: Cluster, image: bytes, concurrency: int) -> dict[st
         "traffic": summarize(outcomes, traffic.ended - traffic.started),
         "failed": len(failed),
         "failed_all_in_flight_at_kill": all(o.started <= killed <= o.ended for o in failed),
+        "in_flight_on_victim_at_kill": on_victim,  # HAProxy's count just before the kill
         "in_flight_at_kill_any_replica": sum(o.started <= killed <= o.ended for o in outcomes),
         "seconds_until_haproxy_down": round(down - killed, 2),
         "victim_response_errors": int(at_down["eresp"]),

@@ -9,11 +9,12 @@
         cluster.kill(cluster.replicas[0])   # kill -9
 
 N `python -m service` processes share one model repository, each on its own loopback port.
-HAProxy (Debian's `haproxy`, on PATH) runs in the foreground with a generated configuration:
-health checks on `/readyz` every `check_interval_ms`, and L7 retries so that a request a
-draining replica refuses (503), a connection refused by a restarting one, or a connection cut
-by a killed one is sent again to another replica. HAProxy adds `X-Served-By: <replica>` to
-every answer, and its statistics (CSV) say which replicas it considers UP. Used by
+HAProxy (Debian's `haproxy`) runs in the foreground with deploy/haproxy.cfg, the compose
+profile's configuration, rendered for loopback (`haproxy_config`): health checks on
+`/readyz`, and L7 retries so that a request a draining replica refuses (503), a connection
+refused by a restarting one, or a connection cut by a killed one is sent again to another
+replica. HAProxy adds `X-Served-By: <replica>` to every answer, and its statistics (CSV)
+say which replicas it considers UP. Used by
 tests/service/test_service_balancer.py and bench/balancer.py.
 """
 
@@ -36,11 +37,12 @@ from typing import Any
 
 import httpx
 
-from bench.harness import free_port, start_service, stop_service, wait_ready
+from bench.harness import ROOT, free_port, start_service, stop_service, wait_ready
 from modelstore import METADATA_FILE, reserve_version
 
-BACKEND = "replicas"
-SERVED_BY = "X-Served-By"
+BACKEND = "replicas"  # the backend's name in deploy/haproxy.cfg
+SERVED_BY = "X-Served-By"  # set by HAProxy on every answer: which replica it came from
+SHIPPED_CONFIG = ROOT / "deploy" / "haproxy.cfg"
 
 
 def haproxy_binary() -> str | None:
@@ -52,62 +54,34 @@ def haproxy_config(
     port: int,
     stats_port: int,
     servers: Sequence[tuple[str, int]],
-    check_interval_ms: int = 1000,
-    fall: int = 2,
-    buffer_bytes: int = 512 * 1024,
+    shipped: Path = SHIPPED_CONFIG,
 ) -> str:
-    """An HAProxy configuration: frontend on 127.0.0.1:`port`, `servers` as (name, port)."""
-    lines = [
-        "global",
-        "    log stdout format raw local0 info",
-        "    maxconn 256",
-        # A retry replays the request from HAProxy's buffer, so only a request that fits in
-        # one buffer whole can be retried (measured: a 100 KB body was not retried at the
-        # default 16 KB). Larger uploads still go through, without the retry.
-        f"    tune.bufsize {buffer_bytes}",
-        "",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    timeout connect 1s",
-        "    timeout client 60s",
-        "    timeout server 60s",
-        "    timeout check 2s",
-        # Read the whole body before choosing a server: the buffered copy is what a retry
-        # sends (without it, a body that arrives in several reads cannot be retried).
-        "    option http-buffer-request",
-        # A replica that is draining answers 503 (Retry-After: 1); one that is restarting
-        # refuses connections; one killed mid-request closes the connection unanswered.
-        # Each of these is retried on another replica (redispatch on every retry), so a
-        # roll drops nothing. Predictions have no side effects: replaying one is safe.
-        "    retries 3",
-        "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout 503",
-        "",
-        "frontend api",
-        f"    bind 127.0.0.1:{port}",
-        f"    default_backend {BACKEND}",
-        "",
-        f"backend {BACKEND}",
-        # Inference requests are long and uneven: the replica with the fewest in flight.
-        "    balance leastconn",
-        "    option httpchk GET /readyz",
-        "    http-check expect status 200",
-        f"    http-response set-header {SERVED_BY} %[srv_name]",
-        # `fall` failed checks take a replica out, two good ones put it back. With the
-        # defaults HAProxy notices a drain 1-2 s late, like an endpoint controller would:
-        # requests do reach draining replicas meanwhile, and the retries above carry them.
-        f"    default-server check inter {check_interval_ms}ms fall {fall} rise 2",
-        *(f"    server {name} 127.0.0.1:{server_port}" for name, server_port in servers),
-        "",
-        "listen stats",
-        f"    bind 127.0.0.1:{stats_port}",
-        "    stats enable",
-        "    stats uri /stats",
-        "",
-    ]
-    return "\n".join(lines)
+    """deploy/haproxy.cfg for loopback: frontend on 127.0.0.1:`port`, statistics on
+    `stats_port`, and one `server` per (name, port) instead of the DNS `server-template`.
+
+    Everything else (retries, health checks, buffers, timeouts) stays as shipped, so what
+    the tests prove is the policy the compose profile runs.
+    """
+    local = {
+        "bind :8080": [f"bind 127.0.0.1:{port}"],
+        "bind :8404": [f"bind 127.0.0.1:{stats_port}"],
+        "server-template": [f"server {name} 127.0.0.1:{number}" for name, number in servers],
+    }
+    found = dict.fromkeys(local, 0)
+    lines = []
+    for line in shipped.read_text().splitlines():
+        key = next(
+            (k for k in local if line.strip() == k or line.strip().startswith(k + " ")), None
+        )
+        if key is None or line.strip().startswith("#"):
+            lines.append(line)
+            continue
+        found[key] += 1
+        indent = line[: len(line) - len(line.lstrip())]
+        lines += [indent + replacement for replacement in local[key]]
+    if any(count != 1 for count in found.values()):
+        raise ValueError(f"{shipped}: expected one line each for {found}")
+    return "\n".join(lines) + "\n"
 
 
 def publish_version(version_dir: Path, models_dir: Path) -> Path:
@@ -135,6 +109,9 @@ class Replica:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     events: list[tuple[str, float]] = field(default_factory=list)  # (what, time.monotonic())
+    # HAProxy's check status each time it took this replica out: L7STS = /readyz said 503
+    # (a drain seen while the port was open), L4CON = connection refused, L4TOUT = timeout.
+    down_checks: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -151,16 +128,12 @@ class Cluster:
         replicas: int = 3,
         flags: Sequence[str] = (),
         env: dict[str, str] | None = None,
-        check_interval_ms: int = 1000,
-        fall: int = 2,
         ready_timeout_s: float = 300.0,
     ) -> None:
         self.models_dir = models_dir
         self.workdir = workdir
         self.flags = tuple(flags)
         self.env = env
-        self.check_interval_ms = check_interval_ms
-        self.fall = fall
         self.ready_timeout_s = ready_timeout_s
         self.port = free_port()
         self.stats_port = free_port()
@@ -200,9 +173,7 @@ class Cluster:
             self._wait_ready(replica)
         config = self.workdir / "haproxy.cfg"
         servers = [(replica.name, replica.port) for replica in self.replicas]
-        config.write_text(
-            haproxy_config(self.port, self.stats_port, servers, self.check_interval_ms, self.fall)
-        )
+        config.write_text(haproxy_config(self.port, self.stats_port, servers))
         checked = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True)
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy refused {config}:\n{checked.stderr.decode()}")
@@ -264,11 +235,14 @@ class Cluster:
             if self.haproxy is None or self.haproxy.poll() is not None:
                 raise RuntimeError(f"haproxy is not running; see {self.haproxy_log}")
             with contextlib.suppress(httpx.HTTPError):
-                seen = self.servers()[replica.name]["status"]
+                row = self.servers()[replica.name]
+                seen = row["status"]
                 # "UP 1/2" and "DOWN 1/2" are transitions still under way.
                 if seen == status:
                     now = time.monotonic()
                     replica.events.append((f"haproxy {status}", now))
+                    if status == "DOWN":
+                        replica.down_checks.append(row["check_status"])
                     return now
             time.sleep(0.05)
         raise RuntimeError(
@@ -276,11 +250,13 @@ class Cluster:
         )
 
     def restart(self, replica: Replica, graceful_timeout_s: float = 60.0) -> None:
-        """SIGTERM, wait for the drain and a clean exit, start on the same port, wait until
-        it is ready and HAProxy has it UP again."""
+        """SIGTERM, wait until HAProxy has it DOWN and for a clean exit, start it again on
+        the same port, wait until it is ready and HAProxy has it UP again."""
         assert replica.process is not None
         replica.events.append(("SIGTERM", time.monotonic()))
-        status = stop_service(replica.process, graceful_timeout_s)
+        replica.process.send_signal(signal.SIGTERM)
+        self.wait_status(replica, "DOWN", graceful_timeout_s)
+        status = stop_service(replica.process, graceful_timeout_s, signalled=True)
         replica.events.append(("exited", time.monotonic()))
         if status != 0:
             raise RuntimeError(f"replica {replica.name} exited with {status}; see {replica.log}")
@@ -292,6 +268,16 @@ class Cluster:
         """Restart every replica, one at a time (a Deployment's maxUnavailable: 1)."""
         for replica in self.replicas:
             self.restart(replica)
+
+    def wait_in_flight(self, replica: Replica, timeout_s: float = 30.0) -> int:
+        """Wait until HAProxy has a request in flight on `replica`; how many it has."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            current = int(self.servers()[replica.name]["scur"])
+            if current > 0:
+                return current
+            time.sleep(0.005)
+        raise RuntimeError(f"no request went to {replica.name} within {timeout_s} s")
 
     def kill(self, replica: Replica) -> float:
         """kill -9: no drain, connections cut; the time it was sent."""

@@ -12,6 +12,7 @@ process: for the modest rates of a rolling-update proof, not for peak-throughput
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ class Outcome:
 
 
 class Traffic:
-    """`concurrency` threads each sending one request at a time (then `pause_s` of rest)
-    until `max_requests` were sent or `stop()` is called."""
+    """`concurrency` threads each sending one request at a time (then about `pause_s` of
+    rest) until `max_requests` were sent or `stop()` is called."""
 
     def __init__(
         self,
@@ -135,7 +136,8 @@ class Traffic:
                 with self._lock:
                     self._outcomes.append(outcome)
                 if self.pause_s:
-                    self._stop.wait(self.pause_s)
+                    # Jittered, so that the workers do not move in lockstep (all waiting at once).
+                    self._stop.wait(self.pause_s * random.uniform(0.5, 1.5))
 
 
 def summarize(outcomes: list[Outcome], seconds: float) -> dict[str, Any]:
