@@ -2,8 +2,9 @@
 throughput with 3 replicas vs 1, and what the proxy adds to latency.
 
 Run: python -m bench.balancer [--image-size 128] [--requests 2000] [--concurrency 16]
+                               [--precision fp32] [--pause-s 0]
 
-Needs Debian's haproxy on PATH. In one run, on this machine:
+Needs Debian's haproxy (`apt-get install -y haproxy`). In one run, on this machine:
 1. exports car_truck versions 1 and 2 at `--image-size` (random base weights: weights do not
    change speed) into a side store, publishes version 1, and starts `--replicas` replicas of
    `python -m service` behind HAProxy (bench/cluster.py; replicas do not poll the repository,
@@ -65,10 +66,10 @@ def replica_timings(replica: Replica) -> dict[str, float]:
 
 
 def rolling_update(
-    cluster: Cluster, store: Path, image: bytes, requests: int, concurrency: int
+    cluster: Cluster, store: Path, image: bytes, requests: int, concurrency: int, pause_s: float
 ) -> dict[str, Any]:
     before = cluster.backend_stats()
-    with Traffic(cluster.url, image, concurrency, requests) as traffic:
+    with Traffic(cluster.url, image, concurrency, requests, pause_s) as traffic:
         traffic.wait_started_after(traffic.started, 2 * concurrency)  # steady load first
         began = time.monotonic()
         publish_version(store / "car_truck" / "2", cluster.models_dir)
@@ -82,6 +83,7 @@ def rolling_update(
         "roll_seconds": round(rolled - began, 1),
         "requests_started_during_roll": sum(began <= o.started <= rolled for o in outcomes),
         "requests_started_after_roll": sum(o.started > rolled for o in outcomes),
+        "down_because": {r.name: r.down_checks for r in cluster.replicas},
         "versions_answered_after_roll": sorted(
             {o.version for o in outcomes if o.started > rolled and o.version is not None}
         ),
@@ -176,8 +178,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--throughput-requests", type=int, default=320)
     parser.add_argument("--latency-requests", type=int, default=100)
+    # fp32, the slower precision on this CPU, so that --requests last about as long as the
+    # roll (the report's requests_started_after_roll says whether they did).
+    parser.add_argument("--precision", default="fp32", help="the replicas' --precision")
     parser.add_argument(
-        "--precision", default="auto", help="the replicas' --precision (auto: bf16 on AMX CPUs)"
+        "--pause-s", type=float, default=0.0, help="rest between a worker's requests in the roll"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -190,7 +195,8 @@ def main() -> None:
     image = jpeg_from_cifar(640, 480)
     image_path = work / "photo.jpg"
     image_path.write_bytes(image)
-    flags = ["--precision", args.precision, "--poll-interval-s", "0", "--drain-delay-s", "1"]
+    # Drain delay as docker-compose.yml's replicas: longer than HAProxy needs to notice.
+    flags = ["--precision", args.precision, "--poll-interval-s", "0", "--drain-delay-s", "3"]
     flags += ["--log-level", "warning"]  # no access log line per request and per check
     print(f"work dir {work}; request image {len(image)} bytes", flush=True)
 
@@ -200,7 +206,7 @@ def main() -> None:
         report["startup_seconds_all_replicas"] = round(time.monotonic() - started, 1)
         print(f"{args.replicas} replicas up in {report['startup_seconds_all_replicas']} s")
 
-        roll = rolling_update(cluster, store, image, args.requests, args.concurrency)
+        roll = rolling_update(cluster, store, image, args.requests, args.concurrency, args.pause_s)
         report["rolling_update"] = roll
         print(f"rolling update: {json.dumps(roll)}", flush=True)
 
@@ -233,6 +239,7 @@ def main() -> None:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "image_size": args.image_size,
         "precision": args.precision,
+        "roll_traffic_pause_s": args.pause_s,
         "replicas": args.replicas,
         "concurrency": args.concurrency,
         "request_image": "640x480 JPEG (a CIFAR car photo upscaled, or generated)",
