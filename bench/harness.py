@@ -110,6 +110,40 @@ def service_command(models_dir: Path, port: int, *flags: str) -> list[str]:
     ]
 
 
+def start_service(
+    models_dir: Path,
+    port: int,
+    *flags: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Spawn `python -m service` on `port` (not waiting for it); output appended to `log`."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            service_command(models_dir, port, *flags),
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_service(
+    process: subprocess.Popen[Any], timeout_s: float = 60.0, signalled: bool = False
+) -> int:
+    """SIGTERM (a drain; `signalled`: already sent), then SIGKILL if it outlasts
+    `timeout_s`; the exit status. (A second SIGTERM would end the drain at once.)"""
+    if process.poll() is None:
+        if not signalled:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
 @contextlib.contextmanager
 def running_service(
     models_dir: Path,
@@ -123,27 +157,14 @@ def running_service(
     Yields `(base_url, process)`; the process's output goes to `log`.
     """
     port = free_port()
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            service_command(models_dir, port, *flags),
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
+    log.write_bytes(b"")
+    process = start_service(models_dir, port, *flags, log=log, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
         try:
-            try:
-                wait_ready(url, process, timeout_s)
-            except RuntimeError as exc:
-                raise RuntimeError(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}") from exc
-            yield url, process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            wait_ready(url, process, timeout_s)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}") from exc
+        yield url, process
+    finally:
+        stop_service(process)

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # developer's machine without them those tests skip with the reason; under CI=true a
 # missing one fails the run (the tests fail too), never a silent skip.
 # Each entry is "debian-package:command".
-SYSTEM_PACKAGES=(chromium:chromium prometheus:promtool)
+SYSTEM_PACKAGES=(chromium:chromium prometheus:promtool haproxy:haproxy)
+# Debian installs haproxy in /usr/sbin, which is not on a non-root user's PATH.
+export PATH="$PATH:/usr/sbin"
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do
   command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")

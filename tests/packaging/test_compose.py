@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,11 +35,12 @@ def _gpu_devices(service: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_compose_services_and_profiles(services: dict[str, Any]) -> None:
-    assert set(services) == {"api", "trainer", "prometheus", "grafana"}
+    assert set(services) == {"api", "trainer", "prometheus", "grafana", "api-replica", "lb"}
     assert "profiles" not in services["api"], "the api must start with a plain `compose up`"
     assert services["trainer"]["profiles"] == ["train"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert services["grafana"]["profiles"] == ["monitoring"]
+    assert services["api-replica"]["profiles"] == services["lb"]["profiles"] == ["scale"]
 
 
 def test_compose_api_builds_repo_image_with_gpu_reservation(services: dict[str, Any]) -> None:
@@ -111,3 +113,94 @@ def test_compose_prometheus_scrapes_api_metrics(services: dict[str, Any]) -> Non
     ]
     assert len(api_jobs) == 1
     assert api_jobs[0].get("metrics_path", "/metrics") == "/metrics"
+
+
+def _haproxy_cfg(services: dict[str, Any]) -> tuple[Path, str]:
+    """The lb's configuration: the file mounted where its `haproxy -f` reads."""
+    command = services["lb"]["command"]
+    assert command[:2] == ["haproxy", "-f"] and len(command) == 3
+    mounts = {target: source for source, target, _ in map(_volume, services["lb"]["volumes"])}
+    assert command[2] in mounts, f"haproxy reads {command[2]}, which no volume provides"
+    path = REPO / mounts[command[2]]
+    assert path.is_file(), f"{path} is missing"
+    return path, path.read_text()
+
+
+def _haproxy_lines(text: str) -> list[str]:
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def test_compose_scale_replicas_run_the_api_image_without_host_ports(
+    services: dict[str, Any],
+) -> None:
+    api, replica = services["api"], services["api-replica"]
+    assert replica["build"] == api["build"] and replica["image"] == api["image"]
+    assert "ports" not in replica, "a host port would make `--scale api-replica=N` collide"
+    assert ("models", "/models", False) in [_volume(v) for v in replica["volumes"]]
+    assert replica["environment"]["VGGSVC_HOST"] == "0.0.0.0"
+    assert replica["environment"]["VGGSVC_MODELS_DIR"] == "/models"
+    assert replica["healthcheck"] == api["healthcheck"]
+    assert replica["deploy"]["replicas"] >= 2
+    assert _gpu_devices(replica) == _gpu_devices(api)
+
+
+def test_compose_scale_env_names_real_settings(services: dict[str, Any]) -> None:
+    from service.settings import ENV_PREFIX, Settings
+
+    for name in ("api", "api-replica"):
+        for variable in services[name]["environment"]:
+            field = variable.removeprefix(ENV_PREFIX).lower()
+            assert field in Settings.model_fields, f"{name}: {variable} is not a setting"
+
+
+def test_compose_lb_config_routes_to_the_replicas_and_checks_readiness(
+    services: dict[str, Any],
+) -> None:
+    from service.routers.health import router
+
+    path, text = _haproxy_cfg(services)
+    lines = _haproxy_lines(text)
+    replica = services["api-replica"]
+    port = replica["environment"]["VGGSVC_PORT"]
+    templates = [line.split() for line in lines if line.startswith("server-template ")]
+    assert len(templates) == 1, "one server-template, resolved by Docker's DNS"
+    _, _, slots, address, *options = templates[0]
+    assert address == f"api-replica:{port}", "the template must name the replica service"
+    assert int(slots) >= replica["deploy"]["replicas"]
+    assert options[options.index("resolvers") + 1] in {
+        line.split()[1] for line in lines if line.startswith("resolvers ")
+    }
+    assert "option httpchk GET /readyz" in lines
+    assert "/readyz" in [route.path for route in router.routes]  # type: ignore[attr-defined]
+    binds = {line.split()[1].rsplit(":", 1)[1] for line in lines if line.startswith("bind ")}
+    published = {mapping.rsplit(":", 1)[1] for mapping in services["lb"]["ports"]}
+    assert published <= binds, f"the lb publishes {published}; {path.name} binds {binds}"
+
+
+def test_compose_lb_retries_what_a_draining_replica_refuses(services: dict[str, Any]) -> None:
+    _, text = _haproxy_cfg(services)
+    lines = _haproxy_lines(text)
+    retry_on = next(line for line in lines if line.startswith("retry-on ")).split()[1:]
+    assert {"conn-failure", "empty-response", "503"} <= set(retry_on)
+    assert "option http-buffer-request" in lines and any(
+        line.startswith("option redispatch") for line in lines
+    )
+    # The replica keeps /readyz at 503 after SIGTERM for longer than HAProxy needs to take it
+    # out (`fall` failed checks, `inter` apart), and Compose waits for the whole drain.
+    from service.settings import Settings
+
+    checks = next(line for line in lines if line.startswith("default-server ")).split()
+    inter = checks[checks.index("inter") + 1]
+    inter_s = float(inter[:-2]) / 1000 if inter.endswith("ms") else float(inter.rstrip("s"))
+    fall = int(checks[checks.index("fall") + 1])
+    replica = services["api-replica"]
+    drain_delay_s = float(replica["environment"]["VGGSVC_DRAIN_DELAY_S"])
+    assert drain_delay_s > fall * inter_s
+    graceful_s = replica["environment"].get(
+        "VGGSVC_GRACEFUL_TIMEOUT_S", Settings.model_fields["graceful_timeout_s"].default
+    )
+    assert int(replica["stop_grace_period"].removesuffix("s")) > drain_delay_s + graceful_s
