@@ -10,8 +10,9 @@ serves it unchanged); the *runtime* chooses reduced precision where the
 hardware has fast units for it, through TensorFlow's graph rewriter
 (grappler's auto mixed precision), which rewrites the loaded graph's
 convolutions and matmuls and keeps numerically sensitive ops (softmax) in fp32:
-- `bf16`: oneDNN bf16 on CPUs with AMX or AVX512-BF16 (measured here: about 7x
-  the fp32 images/s of the 128 px VGG16 at batch 32; bench/precision.py);
+- `bf16`: oneDNN bf16 on CPUs with AMX or AVX512-BF16 (bench/serving.py, 128 px
+  VGG16: 1.95x the fp32 images/s on an AVX512-BF16 CPU without AMX; about 8x was
+  measured on an AMX CPU);
 - `fp16`: Tensor Core fp16 on NVIDIA GPUs of compute capability >= 7.0;
 - `fp32`: everything else, and whenever asked.
 `auto` picks the first that the hardware supports. TensorFlow's rewriter offers
