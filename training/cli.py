@@ -63,7 +63,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
-    from training.fit import FitConfig  # defaults live in one place: FitConfig
+    from training.config import FitConfig  # defaults in one place, without TensorFlow
 
     d = FitConfig()
     p.add_argument(
