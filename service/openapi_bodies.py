@@ -12,6 +12,12 @@ from typing import Any
 from modelstore.contract import BYTES_INPUT_NAME, INPUT_NAME, INPUT_NAMES, SIGNATURES
 from service.oip_codec import INT64_MAX, OUTPUT_NAMES, TOP_LABELS, TOP_SCORES
 
+
+def request_body(content: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` for a required body of these media types."""
+    return {"requestBody": {"required": True, "content": content}}
+
+
 # OpenAPI request bodies of routes that read the body themselves (parsed off the event loop).
 # They are as strict as the parsers: a body these schemas accept is never refused as
 # malformed (400); only what a schema cannot say (decodable image, input size) is 413/415/422.
@@ -55,26 +61,23 @@ def _list_of(instance: dict[str, Any]) -> dict[str, Any]:
 
 # One request holds either encoded images or pixel arrays, never both.
 _INSTANCES = {"anyOf": [_list_of(_B64), _list_of(_PIXELS)]}
-TFSERVING_PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "signature_name": {"type": "string", "enum": list(SIGNATURES)},
-                        "instances": _INSTANCES,
-                        "inputs": {"anyOf": [_INSTANCES, _named(_INSTANCES)]},
-                    },
-                    # Row or columnar format: exactly one of the two.
-                    "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+TFSERVING_PREDICT_BODY = request_body(
+    {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "signature_name": {"type": "string", "enum": list(SIGNATURES)},
+                    "instances": _INSTANCES,
+                    "inputs": {"anyOf": [_INSTANCES, _named(_INSTANCES)]},
                 },
-                "example": {"instances": [{"b64": EXAMPLE_PNG_B64}]},
-            }
-        },
+                # Row or columnar format: exactly one of the two.
+                "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+            },
+            "example": {"instances": [{"b64": EXAMPLE_PNG_B64}]},
+        }
     }
-}
+)
 SCORES_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -88,43 +91,37 @@ SCORES_BODY_SCHEMA: dict[str, Any] = {
 }
 
 # OpenAPI description of the two accepted bodies (the route reads the request itself).
-IMAGE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "minItems": 1,
-                        }
-                    },
-                    "required": ["file"],
-                }
-            },
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary", "minLength": 1}
-            },
+IMAGE_BODY = request_body(
+    {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "minItems": 1,
+                    }
+                },
+                "required": ["file"],
+            }
+        },
+        "application/octet-stream": {
+            "schema": {"type": "string", "format": "binary", "minLength": 1}
         },
     }
-}
+)
 
 
-DECODE_PREDICTIONS_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            **IMAGE_BODY["requestBody"]["content"],
-            "application/json": {
-                "schema": SCORES_BODY_SCHEMA,
-                "example": {"predictions": [[0.1, 0.9]]},
-            },
+DECODE_PREDICTIONS_BODY = request_body(
+    {
+        **IMAGE_BODY["requestBody"]["content"],
+        "application/json": {
+            "schema": SCORES_BODY_SCHEMA,
+            "example": {"predictions": [[0.1, 0.9]]},
         },
     }
-}
+)
 
 
 def _tensor(
@@ -172,67 +169,64 @@ _NEEDS_TOP_K = {
     "properties": {"name": {"enum": [TOP_LABELS, TOP_SCORES]}},
     "required": ["name"],
 }
-OIP_INFER_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "parameters": {
+OIP_INFER_BODY = request_body(
+    {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "top_k": {"type": "integer", "minimum": 1},
+                            "binary_data_output": {"type": "boolean"},
+                        },
+                    },
+                    "inputs": {
+                        "type": "array",
+                        "items": {"oneOf": _OIP_TENSORS},
+                        "minItems": 1,
+                        "maxItems": 1,
+                    },
+                    "outputs": {
+                        "type": "array",
+                        "items": {
                             "type": "object",
                             "properties": {
-                                "top_k": {"type": "integer", "minimum": 1},
-                                "binary_data_output": {"type": "boolean"},
-                            },
-                        },
-                        "inputs": {
-                            "type": "array",
-                            "items": {"oneOf": _OIP_TENSORS},
-                            "minItems": 1,
-                            "maxItems": 1,
-                        },
-                        "outputs": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "name": {"type": "string", "enum": list(OUTPUT_NAMES)},
-                                    "parameters": {
-                                        "type": "object",
-                                        "properties": {"binary_data": {"type": "boolean"}},
-                                    },
+                                "name": {"type": "string", "enum": list(OUTPUT_NAMES)},
+                                "parameters": {
+                                    "type": "object",
+                                    "properties": {"binary_data": {"type": "boolean"}},
                                 },
-                                "required": ["name"],
                             },
+                            "required": ["name"],
                         },
-                    },
-                    "required": ["inputs"],
-                    # The top-k outputs exist only when the request asks for top_k.
-                    "if": {
-                        "properties": {"outputs": {"contains": _NEEDS_TOP_K}},
-                        "required": ["outputs"],
-                    },
-                    "then": {
-                        "properties": {"parameters": {"required": ["top_k"]}},
-                        "required": ["parameters"],
                     },
                 },
-                "example": {
-                    "inputs": [
-                        {
-                            "name": BYTES_INPUT_NAME,
-                            "datatype": "BYTES",
-                            "shape": [1],
-                            "data": [EXAMPLE_PNG_B64],
-                        }
-                    ]
+                "required": ["inputs"],
+                # The top-k outputs exist only when the request asks for top_k.
+                "if": {
+                    "properties": {"outputs": {"contains": _NEEDS_TOP_K}},
+                    "required": ["outputs"],
+                },
+                "then": {
+                    "properties": {"parameters": {"required": ["top_k"]}},
+                    "required": ["parameters"],
                 },
             },
+            "example": {
+                "inputs": [
+                    {
+                        "name": BYTES_INPUT_NAME,
+                        "datatype": "BYTES",
+                        "shape": [1],
+                        "data": [EXAMPLE_PNG_B64],
+                    }
+                ]
+            },
         },
-        # Triton's binary tensor extension is left out: its framing (a JSON header of
-        # Inference-Header-Content-Length bytes, then raw tensors) is not expressible here.
     }
-}
+)
+# Triton's binary tensor extension is left out: its framing (a JSON header of
+# Inference-Header-Content-Length bytes, then raw tensors) is not expressible here.
