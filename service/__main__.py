@@ -13,12 +13,14 @@ status 0. A second signal stops at once.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,15 +60,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setting_names(name: str) -> str:
+    """How a user sets `name`: its environment variable and, for most, its flag."""
+    env = ENV_PREFIX + name.upper()
+    return env if name in NOT_FLAGS else f"{env} / --{name.replace('_', '-')}"
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A typo in a VGGSVC_* name would be ignored silently: say so, with a suggestion."""
+    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(f"warning: {name} is not a setting and is ignored{hint}", file=sys.stderr)
+    return unknown
+
+
 def parse_settings(argv: list[str] | None = None) -> Settings:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Flags over VGGSVC_* variables; a bad value exits 2 naming the variable and the flag."""
+    args = build_parser().parse_args(argv)
+    warn_unknown_variables(os.environ)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        parser.error(f"invalid settings:\n{exc}")
-        raise  # unreachable: parser.error exits
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "settings"
+            where = _setting_names(field) if field in Settings.model_fields else field
+            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+        print("error: invalid settings:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from exc
 
 
 class Server(uvicorn.Server):

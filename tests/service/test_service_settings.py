@@ -74,8 +74,23 @@ def test_settings_bad_environment_value_stops_start_up_naming_it(
         parse_settings([])
     assert stopped.value.code == 2
     message = capsys.readouterr().err
-    field = variable.removeprefix("VGGSVC_").lower()
-    assert "invalid settings" in message and field in message and repr(value) in message
+    flag = "--" + variable.removeprefix("VGGSVC_").lower().replace("_", "-")
+    assert "invalid settings" in message and repr(value) in message
+    assert f"{variable} / {flag}:" in message  # what the user typed, not pydantic's name
+    assert "usage:" not in message
+
+
+def test_settings_unknown_variable_is_warned_with_a_suggestion(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VGGSVC_MAX_BATCH", "32")  # a typo of VGGSVC_MAX_BATCH_SIZE
+    monkeypatch.setenv("VGGSVC_PORT", "8001")
+    settings = parse_settings([])
+    assert settings.max_batch_size == 16 and settings.port == 8001
+    err = capsys.readouterr().err
+    assert "VGGSVC_MAX_BATCH is not a setting" in err
+    assert "did you mean VGGSVC_MAX_BATCH_SIZE?" in err
+    assert "VGGSVC_PORT" not in err
 
 
 def test_settings_every_field_is_in_the_readme_table() -> None:
