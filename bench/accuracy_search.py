@@ -11,7 +11,6 @@ Confirm the winner with a real `python -m training fit` (see the README).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -83,7 +82,7 @@ def main() -> None:
             trial = {
                 **{
                     k: v
-                    for k, v in dataclasses.asdict(cfg).items()
+                    for k, v in cfg.model_dump().items()
                     if k
                     in (
                         "image_size",

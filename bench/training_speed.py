@@ -18,7 +18,6 @@ off, so every run really does `--epochs` epochs), all in this one process:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -146,7 +145,7 @@ def main() -> None:
             results["speedup"] = round(
                 results["kaggle"]["seconds"] / results["cached"]["seconds"], 1
             )
-        retrain_cfg = dataclasses.replace(cfg, image_size=args.retrain_image_size or cfg.image_size)
+        retrain_cfg = cfg.replace(image_size=args.retrain_image_size or cfg.image_size)
         results["retrain_image_size"] = retrain_cfg.image_size
         link_subset(data, tmp / "subset", keep_every=10)
         cold = cached_fit(tmp / "subset", retrain_cfg, tmp / "cache2", tmp / "models")

@@ -23,11 +23,10 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import uvicorn
 from pydantic import ValidationError
 
+from modelstore.tf_quiet import import_tensorflow
 from service.logs import configure_logging
 from service.middleware import Drain
 from service.settings import ENV_PREFIX, NOT_FLAGS, Settings
@@ -143,8 +142,11 @@ class Server(uvicorn.Server):
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     configure_logging(settings.log_level, settings.log_format, settings.log_probes)
+    # TensorFlow only after the flags are checked, and without its start-up lines unless
+    # --verbose: this first import is the one that can be quietened.
+    import_tensorflow(settings.verbose)
     from modelstore.runtime import PrecisionUnavailableError
-    from service.app import create_app  # imports TensorFlow: after the flags are checked
+    from service.app import create_app
 
     try:
         app = create_app(settings)

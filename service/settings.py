@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     log_probes: bool = Field(
         False, description="also log /healthz, /readyz, /metrics requests in the access log"
     )
+    verbose: bool = Field(
+        False, description="show TensorFlow's start-up and C++ log lines (hidden by default)"
+    )
     admin_key: str | None = Field(
         None,
         description="Bearer key of /admin/*; unset disables them (403). Environment only",

@@ -1,39 +1,85 @@
-"""`FitConfig`: every setting of a `fit` run, with its default, in one place.
+"""`FitConfig`: every setting of a `fit` run, with its default and its limits, in one place.
+
+A pydantic model, so a bad value (`--dropout 1.5`, `--min-accuracy 90`, `--epochs 0`)
+is refused before any data is read or any model is built: the command line
+validates its flags through this class at parse time (training.cli), and
+`training.fit.fit()` validates its keyword overrides the same way.
 
 No TensorFlow here: `python -m training fit --help` reads these defaults, and
 importing TensorFlow would cost seconds and print its start-up lines first.
+
+Adding a setting: one field here (default, constraints, a comment saying why);
+`fit` then gets a flag of the same name (`--new-field`) in training.cli.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+# Base weights and the cut layer stay free text: paths and layer names are checked where
+# they are used (training.model), with a message listing what exists.
 
 
-@dataclass
-class FitConfig:
+class FitConfig(BaseModel):
     """Every setting of a run; all of it is recorded in the version's metadata."""
 
-    image_size: int = 128  # multiple of 32, >= 32
+    # extra="forbid": a misspelt keyword override fails instead of being ignored;
+    # validate_assignment: `cfg.epochs = 0` is refused like FitConfig(epochs=0).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    image_size: int = Field(128, ge=32)  # multiple of 32 (VGG16's five 2x2 poolings)
     base_weights: str = "auto"  # auto | imagenet | hed | none | PATH
     base_layer: str = "block5_pool"  # where the frozen VGG16 is cut (block5_pool: all of it)
-    head: str = "flatten"  # flatten | gap
-    width: int = 256  # hidden Dense units (0: none)
-    dropout: float = 0.5
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 5  # early stopping on validation loss; best weights restored
+    head: Literal["flatten", "gap"] = "flatten"
+    width: int = Field(256, ge=0)  # hidden Dense units (0: none)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)  # 1.0 would drop every unit
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    patience: int = Field(5, ge=0)  # early stopping on validation loss; best weights restored
     seed: int = 0
-    valid_split: float | None = None  # only for a data folder without train/ and valid/
+    # Only for a data folder without train/ and valid/: the held-out fraction per class.
+    valid_split: float | None = Field(None, gt=0.0, lt=1.0)
     flip_augment: bool = False  # also train on cached features of mirrored pictures
     # The frozen base's arithmetic: auto = bf16 on AMX / AVX512-BF16 CPUs, fp16 on Tensor
     # Core GPUs, else fp32. The head trains and the export is saved in fp32 regardless.
-    precision: str = "auto"
-    cache_dir: str | None = None  # None: $TRAINING_CACHE_DIR or ~/.cache/vgg-transfer/features
-    feature_batch_size: int = 32
-    min_accuracy: float | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # None: $VGGSVC_FEATURE_CACHE_DIR or ~/.cache/vgg-transfer/features
+    cache_dir: str | None = None
+    feature_batch_size: int = Field(32, ge=1)
+    min_accuracy: float | None = None  # a fraction in [0, 1]; see _fraction
     promote_if_better: bool = False
     # Where the base runs (training.ray_engine); the head always trains in this process.
-    engine: str = "local"  # local | ray
+    engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray started in-process
-    ray_actors: int | None = None  # base actors; None: one per GPU, else one per node
+    ray_actors: int | None = Field(None, ge=1)  # base actors; None: one per GPU, else per node
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_32(cls, value: int) -> int:
+        if value % 32:
+            raise PydanticCustomError(
+                "multiple_of_32",
+                "must be a multiple of 32 (VGG16 halves it five times), e.g. {lower} or {upper}",
+                {"lower": max(32, value - value % 32), "upper": value - value % 32 + 32},
+            )
+        return value
+
+    @field_validator("min_accuracy")
+    @classmethod
+    def _fraction(cls, value: float | None) -> float | None:
+        # A percent typed for a fraction (90 for 0.9) would make the gate refuse every
+        # model after the whole run; say what was meant instead.
+        if value is not None and not 0.0 <= value <= 1.0:
+            meant = f" (did you mean {value / 100:g}?)" if 1.0 < value <= 100.0 else ""
+            raise PydanticCustomError(
+                "fraction", "must be a fraction in [0, 1]: 0.9 for 90 %{meant}", {"meant": meant}
+            )
+        return value
+
+    def replace(self, **overrides: Any) -> FitConfig:
+        """A validated copy with some fields changed (unknown names are an error)."""
+        return FitConfig.model_validate({**self.model_dump(), **overrides})

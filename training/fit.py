@@ -17,7 +17,6 @@ Command line: `python -m training fit --data DIR --name NAME` (see `--help`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -143,9 +142,9 @@ def fit(
     Settings come from `config` (a FitConfig) and/or keyword `overrides` of its
     fields, e.g. `fit(d, "m", tmp, image_size=32, base_weights="none", epochs=3)`.
     Raises DataError (bad data folder), WeightsUnavailableError, GateFailedError
-    (nothing published).
+    (nothing published), pydantic.ValidationError (a setting out of its range).
     """
-    cfg = dataclasses.replace(config or FitConfig(), **overrides)
+    cfg = (config or FitConfig()).replace(**overrides)  # validated: a bad value fails here
     started = time.monotonic()
     # Ray connects here: an unreachable cluster fails before any data or weights are loaded.
     engine = open_engine(
@@ -191,7 +190,7 @@ def fit(
         },
         "data_sha256": content_hash(hashes),
         "skipped_files": skipped,
-        "hyperparameters": dataclasses.asdict(cfg),
+        "hyperparameters": cfg.model_dump(),
         "seed": cfg.seed,
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,

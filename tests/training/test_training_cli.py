@@ -71,25 +71,3 @@ def test_training_cli_ray_engine_without_ray_names_the_extra(
     err = capsys.readouterr().err
     assert 'pip install -e ".[ray]"' in err and "--engine local" in err
     assert not (tmp_path / "models").exists()
-
-
-def test_training_cli_help_does_not_import_tensorflow() -> None:
-    """`--help` answers at once: no TensorFlow import (seconds, and its start-up lines)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from training.cli import main\n"
-        "for argv in (['--help'], ['fit', '--help'], ['evaluate', '--help'], ['predict', '--help']):\n"
-        "    try:\n"
-        "        main(argv)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert "--base-weights" in result.stdout  # fit's help was printed
-    assert result.stdout.strip().splitlines()[-1] == "[]"
