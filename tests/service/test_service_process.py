@@ -146,3 +146,11 @@ def test_process_rejects_invalid_settings() -> None:
     )
     assert result.returncode == 2
     assert "port" in result.stderr
+
+
+def test_process_log_has_no_tensorflow_start_up_lines(shutdown_run: ShutdownRun) -> None:
+    # TF 2.21 prints its oneDNN notice through absl whatever TF_CPP_MIN_LOG_LEVEL says;
+    # the service imports TensorFlow through modelstore.tf_quiet (--verbose shows them).
+    assert "Application startup complete" in shutdown_run.log  # the log was captured
+    assert "oneDNN custom operations" not in shutdown_run.log, shutdown_run.log[:2000]
+    assert "absl::InitializeLog" not in shutdown_run.log
