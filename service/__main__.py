@@ -1,6 +1,7 @@
 """Run the inference service.
 
     python -m service --models-dir models --host 127.0.0.1 --port 8000
+    vggsvc --models-dir models        # the same, installed by `pip install -e .`
 
 Every flag overrides its `VGGSVC_*` environment variable (see the README's
 configuration table). SIGTERM/SIGINT start a drain: /readyz answers 503 at
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -37,9 +39,11 @@ log = logging.getLogger("service")
 def build_parser() -> argparse.ArgumentParser:
     """One flag per Settings field (but NOT_FLAGS), with its description and default."""
     parser = argparse.ArgumentParser(
-        prog="python -m service",
+        # The command the user typed: the installed `vggsvc`, or python -m service.
+        prog="vggsvc" if Path(sys.argv[0]).name == "vggsvc" else "python -m service",
         description=(__doc__ or "").split("\n")[0],
-        epilog="Every flag overrides its VGGSVC_* environment variable.",
+        epilog="Every flag overrides its VGGSVC_* environment variable. Installed as "
+        "`vggsvc` too (pip install -e .).",
     )
     for name, info in Settings.model_fields.items():
         if name in NOT_FLAGS:

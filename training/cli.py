@@ -243,11 +243,13 @@ def _flag(loc: tuple[int | str, ...]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Usage lines name the command the user typed: the installed one, or python -m.
+    installed = Path(sys.argv[0]).name == "vggsvc-train"
     parser = _Parser(
-        prog="python -m training",
+        prog="vggsvc-train" if installed else "python -m training",
         description="Train a head on a frozen VGG16 base and publish versioned SavedModels.",
-        epilog="Installed as `vggsvc-train` too. `python -m training COMMAND --help` for a "
-        "command's flags.",
+        epilog="`python -m training` and the installed `vggsvc-train` are the same program. "
+        "COMMAND --help lists a command's flags.",
         formatter_class=_Formatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
