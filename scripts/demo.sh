@@ -3,7 +3,7 @@
 # vgg16_imagenet -> serve on 127.0.0.1:8000 (Ctrl-C stops the service).
 # Usage: bash scripts/demo.sh
 # Re-running reuses the demo data and the vgg16_imagenet export, and publishes a new car_truck
-# version (versions are never overwritten). The DEMO_* variables below override the defaults.
+# version (versions are never overwritten). The VGGSVC_DEMO_* variables below override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,12 +12,16 @@ cd "$(dirname "$0")/.."
 # a minute and a half on 2 CPU cores; `auto` uses the ImageNet weights when they are in the
 # Keras cache or can be downloaded, else the offline pretrained substitute (hed), and records
 # which one it used in models/car_truck/<version>/metadata.json.
-IMAGE_SIZE=${DEMO_IMAGE_SIZE:-96}
-BASE_WEIGHTS=${DEMO_BASE_WEIGHTS:-auto}
-DATA_DIR=${DEMO_DATA_DIR:-data/demo}
-MODELS_DIR=${DEMO_MODELS_DIR:-models}
-SERVICE_HOST=${DEMO_HOST:-127.0.0.1}
-SERVICE_PORT=${DEMO_PORT:-8000}
+source scripts/renamed-env.sh
+for name in IMAGE_SIZE BASE_WEIGHTS DATA_DIR MODELS_DIR HOST PORT; do
+  renamed_env "VGGSVC_DEMO_$name" "DEMO_$name"  # the DEMO_* names: one more release
+done
+IMAGE_SIZE=${VGGSVC_DEMO_IMAGE_SIZE:-96}
+BASE_WEIGHTS=${VGGSVC_DEMO_BASE_WEIGHTS:-auto}
+DATA_DIR=${VGGSVC_DEMO_DATA_DIR:-data/demo}
+MODELS_DIR=${VGGSVC_DEMO_MODELS_DIR:-models}
+SERVICE_HOST=${VGGSVC_DEMO_HOST:-127.0.0.1}
+SERVICE_PORT=${VGGSVC_DEMO_PORT:-8000}
 # ---------------------------------------------------------------------------------------------
 
 source scripts/venv.sh

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from modelstore.tf_quiet import import_tensorflow
 from service.logs import configure_logging
 from service.middleware import Drain
-from service.settings import ENV_PREFIX, NOT_FLAGS, Settings
+from service.settings import ENV_PREFIX, NOT_FLAGS, OTHER_PROGRAMS_VARIABLES, Settings
 
 log = logging.getLogger("service")
 
@@ -72,6 +72,7 @@ def _setting_names(name: str) -> str:
 def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A typo in a VGGSVC_* name would be ignored silently: say so, with a suggestion."""
     known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    known += sorted(OTHER_PROGRAMS_VARIABLES)  # read by training, the scripts, compose
     unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1)

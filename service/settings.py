@@ -20,6 +20,30 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Settings that never become command-line flags: a secret in argv is visible to every
 # user of the machine (ps, /proc/<pid>/cmdline).
 NOT_FLAGS = frozenset({"admin_key"})
+# The rest of the VGGSVC_* family: variables that other programs of the product read
+# (training, the scripts, the image build, compose). Not settings of the service, but
+# not typos either: the service's unknown-variable warning leaves them alone. A test
+# checks that every VGGSVC_* name used in the repository is a setting or listed here.
+OTHER_PROGRAMS_VARIABLES = frozenset(
+    {
+        "VGGSVC_FEATURE_CACHE_DIR",  # training: the feature store (was TRAINING_CACHE_DIR)
+        "VGGSVC_BUILTIN_MODELS_DIR",  # scripts/container-entrypoint.sh: models baked in
+        "VGGSVC_TF_FLAVOUR",  # scripts/venv.sh, Dockerfile, compose: cpu | gpu (TF_FLAVOUR)
+        "VGGSVC_IMAGE_TAG",  # compose: the image's tag (IMAGE_TAG)
+        "VGGSVC_TRAINING_DATA",  # compose: the trainer's data folder (TRAINING_DATA)
+        "VGGSVC_LB_PORT",  # compose: HAProxy's host port (LB_PORT)
+        "VGGSVC_LB_STATS_PORT",  # compose: HAProxy's statistics page (LB_STATS_PORT)
+        "VGGSVC_PROMETHEUS_PORT",  # compose (PROMETHEUS_PORT)
+        "VGGSVC_GRAFANA_PORT",  # compose (GRAFANA_PORT)
+        # scripts/demo.sh (DEMO_*)
+        "VGGSVC_DEMO_IMAGE_SIZE",
+        "VGGSVC_DEMO_BASE_WEIGHTS",
+        "VGGSVC_DEMO_DATA_DIR",
+        "VGGSVC_DEMO_MODELS_DIR",
+        "VGGSVC_DEMO_HOST",
+        "VGGSVC_DEMO_PORT",
+    }
+)
 
 
 def _comma_items(value: Any) -> Any:

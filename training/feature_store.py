@@ -18,7 +18,8 @@ a key made of the picture's bytes and of everything that shapes the features:
   writers of one key leave one whole entry (same key, same features).
 
 The layout is the one the local cache always had, so existing caches stay hits.
-Default root: `$TRAINING_CACHE_DIR`, else `~/.cache/vgg-transfer/features`.
+Default root: `$VGGSVC_FEATURE_CACHE_DIR`, else `~/.cache/vgg-transfer/features`
+(`$TRAINING_CACHE_DIR`, its old name, still works for one release, with a warning).
 """
 
 from __future__ import annotations
@@ -26,18 +27,30 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from training.storage import Storage
 
-CACHE_ENV = "TRAINING_CACHE_DIR"
+CACHE_ENV = "VGGSVC_FEATURE_CACHE_DIR"
+# The name before the VGGSVC_* family; read, with a warning, until the next release.
+OLD_CACHE_ENV = "TRAINING_CACHE_DIR"
 KEY_FILE = "key.json"
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
+    if not env and os.environ.get(OLD_CACHE_ENV):
+        # FutureWarning, not DeprecationWarning: Python shows it to the user by default.
+        warnings.warn(
+            f"{OLD_CACHE_ENV} is deprecated and stops working in the next release: "
+            f"set {CACHE_ENV} instead",
+            FutureWarning,
+            stacklevel=2,
+        )
+        env = os.environ[OLD_CACHE_ENV]
     return Path(env) if env else Path.home() / ".cache" / "vgg-transfer" / "features"
 
 

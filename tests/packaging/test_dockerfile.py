@@ -109,8 +109,9 @@ def test_dockerfile_tensorflow_flavour_defaults_to_gpu_with_cpu_option(
     ]
     assert {"cpu", "gpu"} <= set(extras)
     assert any("tensorflow[and-cuda]" in dep for dep in extras["gpu"])
-    assert "TF_FLAVOUR=gpu" in _args(instructions, "ARG")
-    assert any('".[${TF_FLAVOUR}]"' in args for args in _args(instructions, "RUN"))
+    # VGGSVC_TF_FLAVOUR; the old name TF_FLAVOUR still picks it for one release.
+    assert "VGGSVC_TF_FLAVOUR=${TF_FLAVOUR:-gpu}" in _args(instructions, "ARG")
+    assert any('".[${VGGSVC_TF_FLAVOUR}]"' in args for args in _args(instructions, "RUN"))
 
 
 def test_dockerfile_healthcheck_probes_healthz(instructions: list[Instruction]) -> None:
