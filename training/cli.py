@@ -1,4 +1,4 @@
-"""`python -m training <command>`: demo-data, fit, evaluate, predict, export-imagenet.
+"""`python -m training <command>`: demo-data, fit, evaluate, predict, model-card, export-imagenet.
 
 Every command has `--help`. Exit codes: 0 ok, 1 unexpected failure, 2 bad
 arguments or data, 3 quality gate refused the model (nothing published),
@@ -211,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser(
+        "model-card",
+        help="(re)write MODEL_CARD.md of a published version from its metadata",
+        description="Write MODEL_CARD.md beside metadata.json (fit writes it too).",
+    )
+    p.add_argument("model", type=Path, help="models/NAME (latest) or models/NAME/N")
+    p.add_argument(
+        "--plots", action="store_true", help="also redraw the learning-curve and confusion PNGs"
+    )
+
+    p = sub.add_parser(
         "export-imagenet",
         help="export the full 1000-class VGG16 as vgg16_imagenet",
         description="Export VGG16 with its ImageNet top (224 px) and class index.",
@@ -293,6 +303,11 @@ def _run(args: argparse.Namespace) -> int:
             precision=args.precision,
         )
         print(f"scored {scored} file(s), {failed} unreadable", file=sys.stderr)
+        return 0
+    if args.command == "model-card":
+        from training.model_card import regenerate
+
+        print(f"wrote {regenerate(args.model, plots=args.plots)}")
         return 0
     if args.command == "export-imagenet":
         from training.imagenet import export_imagenet

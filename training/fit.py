@@ -38,6 +38,7 @@ from training.export import new_metadata, write_savedmodel
 from training.features import FeatureExtractor, Features, open_engine
 from training.gate import check_gate
 from training.model import build_base, build_classifier, build_head, truncate_base
+from training.model_card import write_model_card
 from training.plots import (
     CONFUSION_MATRIX_FILE,
     LEARNING_CURVES_FILE,
@@ -62,7 +63,7 @@ class FitResult:
 
 
 class EpochLines(keras.callbacks.Callback):
-    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.2s loss ...`."""
+    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`."""
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
@@ -76,7 +77,7 @@ class EpochLines(keras.callbacks.Callback):
         seconds = time.monotonic() - self._started  # includes the validation pass
         logs = logs or {}
         parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
-        line = f"epoch {epoch + 1}/{self.epochs} {seconds:.1f}s {parts}"
+        line = f"epoch {epoch + 1}/{self.epochs} {seconds:.2f}s {parts}"
         print(line, file=sys.stderr, flush=True)
 
 
@@ -243,6 +244,7 @@ def fit(
             history=history,
             gate=gate_report,
         )
+        write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
     version, path = draft.version, draft.final_path
     seconds["total"] = time.monotonic() - started

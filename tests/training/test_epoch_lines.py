@@ -21,6 +21,6 @@ def test_epoch_lines_contain_seconds_per_epoch(
     err = capsys.readouterr().err
     assert "\r" not in err
     assert err.splitlines() == [
-        "epoch 1/30 2.5s loss 0.5000 val_loss 0.2500",
-        "epoch 2/30 12.0s loss 0.5000 val_loss 0.2500",
+        "epoch 1/30 2.50s loss 0.5000 val_loss 0.2500",
+        "epoch 2/30 12.00s loss 0.5000 val_loss 0.2500",
     ]
