@@ -262,7 +262,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.plot:
             from training.plots import plot_confusion_matrix
 
-            plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot)
+            title = f"{report['model']} version {report['version']}"
+            plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot, title)
         print(json.dumps(report, indent=2))
         return 0
     if args.command == "predict" and args.engine == "ray":
