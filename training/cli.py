@@ -1,4 +1,4 @@
-"""`python -m training <command>`: demo-data, fit, evaluate, predict, model-card, export-imagenet.
+"""`python -m training <command>`: demo-data, fit, evaluate, predict, export-imagenet.
 
 Every command has `--help`. Exit codes: 0 ok, 1 unexpected failure, 2 bad
 arguments or data, 3 quality gate refused the model (nothing published),
