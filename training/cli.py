@@ -48,7 +48,7 @@ FIT_EXAMPLES = """examples:
   python -m training list-models"""
 
 # Commands that never need TensorFlow: they must not pay its import (seconds) or its logs.
-WITHOUT_TENSORFLOW = frozenset({"demo-data", "list-models"})
+WITHOUT_TENSORFLOW = frozenset({"demo-data", "list-models", "model-card"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -319,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_arg(p)
 
     p = command(
+        "model-card",
+        help="(re)write MODEL_CARD.md of a published version from its metadata",
+        description="Write MODEL_CARD.md beside metadata.json (fit writes it too).",
+    )
+    p.add_argument("model", type=Path, help="models/NAME (latest) or models/NAME/N")
+    p.add_argument(
+        "--plots", action="store_true", help="also redraw the learning-curve and confusion PNGs"
+    )
+
+    p = command(
         "export-imagenet",
         help="export the full 1000-class VGG16 as vgg16_imagenet",
         description="Export VGG16 with its ImageNet top (224 px) and class index.",
@@ -382,7 +392,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.plot:
             from training.plots import plot_confusion_matrix
 
-            plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot)
+            title = f"{report['model']} version {report['version']}"
+            plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot, title)
         print(json.dumps(report, indent=2))
         return 0
     if args.command == "predict" and args.engine == "ray":
@@ -423,6 +434,11 @@ def _run(args: argparse.Namespace) -> int:
             precision=args.precision,
         )
         print(f"scored {scored} file(s), {failed} unreadable", file=sys.stderr)
+        return 0
+    if args.command == "model-card":
+        from training.model_card import regenerate
+
+        print(f"wrote {regenerate(args.model, plots=args.plots)}")
         return 0
     if args.command == "export-imagenet":
         from training.imagenet import export_imagenet

@@ -28,6 +28,7 @@ from modelstore.contract import (
 )
 from modelstore.layout import Draft, reserve_version
 from modelstore.metadata import BaseWeightsRecord, ModelMetadata, package_version, write_metadata
+from training.model_card import write_model_card
 
 
 def _decode_for_graph(image_size: int) -> Any:
@@ -109,7 +110,7 @@ def publish_classifier(
     base_weights: dict[str, str],
     **fields: Any,
 ) -> Draft:
-    """Publish `model` as the next version of `name` (SavedModel + metadata); returns it.
+    """Publish `model` as the next version of `name` (SavedModel, card, metadata); returns it.
 
     For exports with nothing else to check or write; `fit` spells the same steps
     out because it gates and plots inside the reservation.
@@ -118,5 +119,7 @@ def publish_classifier(
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels")
     with reserve_version(Path(models_dir), name) as draft:
         write_savedmodel(model, draft.path, image_size)
-        write_metadata(draft.path, new_metadata(draft, labels, image_size, base_weights, **fields))
+        metadata = new_metadata(draft, labels, image_size, base_weights, **fields)
+        write_model_card(draft.path, metadata)
+        write_metadata(draft.path, metadata)
     return draft

@@ -37,7 +37,13 @@ from training.export import new_metadata, write_savedmodel
 from training.features import FeatureExtractor, Features, open_engine
 from training.gate import check_gate
 from training.model import build_base, build_classifier, build_head, truncate_base
-from training.plots import plot_confusion_matrix, plot_learning_curves
+from training.model_card import write_model_card
+from training.plots import (
+    CONFUSION_MATRIX_FILE,
+    LEARNING_CURVES_FILE,
+    plot_confusion_matrix,
+    plot_learning_curves,
+)
 from training.scores import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -56,16 +62,22 @@ class FitResult:
 
 
 class EpochLines(keras.callbacks.Callback):
-    """One line per epoch on stderr."""
+    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`."""
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
         self.epochs = epochs
+        self._started = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        seconds = time.monotonic() - self._started  # includes the validation pass
         logs = logs or {}
         parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
-        print(f"epoch {epoch + 1}/{self.epochs} {parts}", file=sys.stderr, flush=True)
+        line = f"epoch {epoch + 1}/{self.epochs} {seconds:.2f}s {parts}"
+        print(line, file=sys.stderr, flush=True)
 
 
 def _drop_unreadable(data: DataSet, feats: dict[str, Features]) -> dict[str, list[str]]:
@@ -177,6 +189,8 @@ def fit(
     seconds["head"] = time.monotonic() - started - seconds["features"]
 
     classifier = build_classifier(base, head, cfg.image_size)
+    # The epoch EarlyStopping restored (1-based; 0 when there was no validation loss).
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0
     hashes = [
         (data.classes[label], sha)
         for split, f in ((data.train, feats["train"]), (data.valid, feats["valid"]))
@@ -193,7 +207,7 @@ def fit(
         "hyperparameters": cfg.model_dump(),
         "seed": cfg.seed,
         "epochs_run": len(history.get("loss", [])),
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        "best_epoch": best_epoch,
         "images_through_base": extractor.images_through_base,
         "precision": runtime.precision.to_dict(),
         "device": runtime.device,
@@ -213,9 +227,10 @@ def fit(
             [data.classes[i] for i in data.valid.labels],
         )
         write_savedmodel(classifier, draft.path, cfg.image_size)
-        plot_learning_curves(history, draft.path / "learning_curves.png")
+        title = f"{name} version {draft.version}"
+        plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
         plot_confusion_matrix(
-            metrics["confusion_matrix"], data.classes, draft.path / "confusion_matrix.png"
+            metrics["confusion_matrix"], data.classes, draft.path / CONFUSION_MATRIX_FILE, title
         )
         metadata = new_metadata(
             draft,
@@ -228,6 +243,7 @@ def fit(
             history=history,
             gate=gate_report,
         )
+        write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
     version, path = draft.version, draft.final_path
     seconds["total"] = time.monotonic() - started

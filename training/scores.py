@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,29 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return matrix
 
 
+def f1_score(precision: float, recall: float) -> float:
+    """Harmonic mean of precision and recall; 0 when both are 0."""
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (z=1.96) Wilson score interval of a proportion such as accuracy.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest for the
+    small validation sets this project often has (12 pictures in the demo).
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def classification_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]
 ) -> dict[str, Any]:
-    """Accuracy, log loss, per-class precision/recall/support and the confusion matrix."""
+    """Accuracy, log loss, per-class precision/recall/F1/support and the confusion matrix."""
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probabilities, dtype=np.float64)
     y_pred = probs.argmax(axis=1)
@@ -26,9 +46,12 @@ def classification_metrics(
     per_class = {}
     for i, label in enumerate(labels):
         predicted, actual = int(matrix[:, i].sum()), int(matrix[i, :].sum())
+        precision = float(matrix[i, i] / predicted) if predicted else 0.0
+        recall = float(matrix[i, i] / actual) if actual else 0.0
         per_class[label] = {
-            "precision": float(matrix[i, i] / predicted) if predicted else 0.0,
-            "recall": float(matrix[i, i] / actual) if actual else 0.0,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1_score(precision, recall),
             "support": actual,
         }
     return {

@@ -26,11 +26,10 @@ def _counted_by_hand(truth: list[int], probs: list[np.ndarray], labels: list[str
     for c, label in enumerate(labels):
         predicted = sum(confusion[t][c] for t in range(n))
         actual = sum(confusion[c])
-        per_class[label] = {
-            "precision": confusion[c][c] / predicted if predicted else 0.0,
-            "recall": confusion[c][c] / actual if actual else 0.0,
-            "support": actual,
-        }
+        precision = confusion[c][c] / predicted if predicted else 0.0
+        recall = confusion[c][c] / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
     loss = sum(-math.log(max(float(p[t]), 1e-7)) for t, p in zip(truth, probs, strict=True))
     return {
         "count": len(truth),
@@ -88,10 +87,10 @@ def test_evaluate_rule_model_scores_equal_hand_computed_numbers(tmp_path: Path) 
     assert report["count"] == 8
     assert report["accuracy"] == pytest.approx(5 / 8)
     assert report["per_class"]["car"] == pytest.approx(
-        {"precision": 3 / 5, "recall": 3 / 4, "support": 4}
+        {"precision": 3 / 5, "recall": 3 / 4, "f1": 2 / 3, "support": 4}
     )
     assert report["per_class"]["truck"] == pytest.approx(
-        {"precision": 2 / 3, "recall": 2 / 4, "support": 4}
+        {"precision": 2 / 3, "recall": 2 / 4, "f1": 4 / 7, "support": 4}
     )
     # Five right at -ln(sigmoid(2)) = ln(1 + e^-2), three wrong at ln(1 + e^2):
     # (5 * 0.126928 + 3 * 2.126928) / 8.

@@ -181,7 +181,7 @@ PHASES = {
     "metadata-being-written": Phase(
         lambda fit, _: stopped(fit.process.pid),
         stop_at="metadata",
-        draft_has=("saved_model.pb", "variables", "learning_curves.png", "confusion_matrix.png"),
+        draft_has=("saved_model.pb", "variables", "confusion_matrix.png", "MODEL_CARD.md"),
         draft_lacks=(METADATA_FILE,),
     ),
     "just-before-the-rename": Phase(

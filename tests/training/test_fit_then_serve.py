@@ -80,6 +80,8 @@ def test_fit_valid_split_three_classes_served_with_the_same_labels(
     assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
 
     version = models / "vehicles" / "1"
+    # The card and plots sit beside the SavedModel; the service below must serve it anyway.
+    assert {"MODEL_CARD.md", "confusion_matrix.png"} <= {p.name for p in version.iterdir()}
     meta = read_metadata(version)
     assert meta.labels == ["bus", "car", "truck"]
     assert meta.training is not None and meta.metrics is not None
