@@ -56,13 +56,19 @@ async def predict_with_get(name: str) -> Any:
 
 @router.get("/{name}", responses=ERRORS)
 async def status(repository: RepositoryDep, name: str) -> Any:
-    """Every loaded version of the model, its state and the device it runs on."""
-    repository.get(name)  # 404 when unknown
-    return version_status(repository.versions(name))
+    """Every version of the model: AVAILABLE (with its device), LOADING (with the warm-up
+    step it is at) or END (failed to load, with the error)."""
+    loaded, loading = repository.versions(name), repository.load_states(name)
+    if not loaded and not loading:
+        repository.get(name)  # raises: 404 unknown, 503 before the first scan
+    return version_status(loaded, loading)
 
 
 @router.get("/{name}/versions/{version}", responses=ERRORS)
 async def status_version(repository: RepositoryDep, name: str, version: Version) -> Any:
+    loading = [s for s in repository.load_states(name) if s.version == version]
+    if loading and version not in {m.version for m in repository.versions(name)}:
+        return version_status([], loading)
     return version_status([repository.get(name, version)])
 
 
