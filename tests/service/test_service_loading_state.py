@@ -51,24 +51,25 @@ def test_models_reports_warm_up_step_while_loading(
     caplog.set_level(logging.INFO, logger="service.load_progress")
     settings = make_settings(fresh_dir, load_in_background=True)  # buckets [1, 4]
     with TestClient(create_app(settings)) as client:
-        assert reached.wait(60), "the warm-up never reached batch 4"
-        body = client.get("/models").json()
-        assert body["models"] == []
-        assert body["scanned"] is False
-        (entry,) = body["loading"]
-        assert (entry["name"], entry["version"], entry["state"]) == ("car_truck", 1, "warming")
-        assert entry["step"] == "warm-up batch 4 (2 of 2)"
-        assert entry["error"] is None
-        status = client.get("/v1/models/car_truck").json()["model_version_status"]
-        assert [(s["version"], s["state"], s["step"]) for s in status] == [
-            ("1", "LOADING", "warm-up batch 4 (2 of 2)")
-        ]
-        assert client.get("/v1/models/car_truck/versions/1").json() == {
-            "model_version_status": status
-        }
-        assert client.get("/readyz").status_code == 503
-
-        release.set()
+        try:
+            assert reached.wait(60), "the warm-up never reached batch 4"
+            body = client.get("/models").json()
+            assert body["models"] == []
+            assert body["scanned"] is False
+            (entry,) = body["loading"]
+            assert (entry["name"], entry["version"], entry["state"]) == ("car_truck", 1, "warming")
+            assert entry["step"] == "warm-up batch 4 (2 of 2)"
+            assert entry["error"] is None
+            status = client.get("/v1/models/car_truck").json()["model_version_status"]
+            assert [(s["version"], s["state"], s["step"]) for s in status] == [
+                ("1", "LOADING", "warm-up batch 4 (2 of 2)")
+            ]
+            assert client.get("/v1/models/car_truck/versions/1").json() == {
+                "model_version_status": status
+            }
+            assert client.get("/readyz").status_code == 503
+        finally:
+            release.set()  # a failed assertion must not leave the shutdown waiting
         assert wait_for(lambda: client.get("/readyz").status_code == 200)
         body = client.get("/models").json()
         assert body["loading"] == [] and body["scanned"] is True
