@@ -77,5 +77,5 @@ class LoadProgress:
 
 
 def warm_up_step(bucket: int, index: int, count: int) -> str:
-    """`warm-up batch 8 (4 of 16)`: the batch shape and how far along the warm-up is."""
-    return f"warm-up batch {bucket} ({index} of {count})"
+    """`warm-up batch 8, 4 of 16`: the batch shape and how far along the warm-up is."""
+    return f"warm-up batch {bucket}, {index} of {count}"

@@ -42,7 +42,7 @@ class LoadStateInfo(BaseModel):
     name: str
     version: int
     state: Literal["loading", "warming", "failed"]
-    step: str = Field(description="what it does now, e.g. 'warm-up batch 8 (4 of 16)'")
+    step: str = Field(description="what it does now, e.g. 'warm-up batch 8, 4 of 16'")
     seconds: float = Field(description="since loading began")
     error: str | None = Field(None, description="why it failed to load")
 

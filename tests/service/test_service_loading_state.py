@@ -58,11 +58,11 @@ def test_models_reports_warm_up_step_while_loading(
             assert body["scanned"] is False
             (entry,) = body["loading"]
             assert (entry["name"], entry["version"], entry["state"]) == ("car_truck", 1, "warming")
-            assert entry["step"] == "warm-up batch 4 (2 of 2)"
+            assert entry["step"] == "warm-up batch 4, 2 of 2"
             assert entry["error"] is None
             status = client.get("/v1/models/car_truck").json()["model_version_status"]
             assert [(s["version"], s["state"], s["step"]) for s in status] == [
-                ("1", "LOADING", "warm-up batch 4 (2 of 2)")
+                ("1", "LOADING", "warm-up batch 4, 2 of 2")
             ]
             assert client.get("/v1/models/car_truck/versions/1").json() == {
                 "model_version_status": status
@@ -80,8 +80,8 @@ def test_models_reports_warm_up_step_while_loading(
     steps = [r.getMessage() for r in caplog.records if " took " in r.getMessage()]
     assert [line.split(": ", 1)[1].rsplit(" took ", 1)[0] for line in steps] == [
         "reading the SavedModel",
-        "warm-up batch 1 (1 of 2)",
-        "warm-up batch 4 (2 of 2)",
+        "warm-up batch 1, 1 of 2",
+        "warm-up batch 4, 2 of 2",
     ]
     assert all(line.startswith("model car_truck version 1: ") for line in steps)
     assert all(line.endswith(" s") for line in steps)
