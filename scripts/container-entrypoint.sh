@@ -18,13 +18,25 @@ if [ -d "$builtin_dir" ] && mkdir -p "$models_dir" 2>/dev/null; then
     [ -d "$src" ] || continue
     name=$(basename "$src")
     [ -e "$models_dir/$name" ] && continue
-    tmp="$models_dir/.seed-$name-$$"
-    if cp -R "$src" "$tmp" && mv "$tmp" "$models_dir/$name"; then
-      echo "container-entrypoint: seeded $models_dir/$name from $builtin_dir" >&2
-    else
+    # Several containers may share the volume and start together (api, api-replica): each
+    # copies into its own mktemp folder ($$ is 1 in every container, so it would collide),
+    # and `mv -T` renames onto the final name only if nobody got there first (it refuses a
+    # non-empty target instead of moving the copy inside it).
+    if ! tmp=$(mktemp -d "$models_dir/.seed-$name-XXXXXX" 2>/dev/null); then
+      echo "container-entrypoint: warning: could not copy $name into $models_dir" \
+        "(is the volume writable by uid $(id -u)?); serving without it" >&2
+      continue
+    fi
+    if ! cp -R "$src." "$tmp/"; then
       rm -rf "$tmp"
       echo "container-entrypoint: warning: could not copy $name into $models_dir" \
         "(is the volume writable by uid $(id -u)?); serving without it" >&2
+    elif mv -T "$tmp" "$models_dir/$name" 2>/dev/null; then
+      chmod 755 "$models_dir/$name"  # mktemp made it 700; other users of the volume read it
+      echo "container-entrypoint: seeded $models_dir/$name from $builtin_dir" >&2
+    else
+      rm -rf "$tmp"
+      echo "container-entrypoint: $models_dir/$name was seeded by another container" >&2
     fi
   done
 elif [ -d "$builtin_dir" ]; then

@@ -21,6 +21,7 @@ from modelstore.loader import PublishedModel, load_published
 from modelstore.metadata import InvalidModelError, ModelMetadata
 from modelstore.runtime import Runtime
 from service.batcher import DynamicBatcher
+from service.load_progress import LoadProgress, warm_up_step
 from service.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,14 @@ class ModelVersion:
         log.info("model %s version %d released", self.name, self.version)
 
 
-def warm_up(model: PublishedModel, buckets: list[int]) -> None:
+def warm_up(
+    model: PublishedModel, buckets: list[int], progress: LoadProgress | None = None
+) -> None:
     """One call at every batch shape the batcher uses, so no request pays for tracing."""
     size, classes = model.image_size, len(model.labels)
-    for bucket in buckets:
+    for index, bucket in enumerate(buckets, start=1):
+        if progress is not None:
+            progress.step("warming", warm_up_step(bucket, index, len(buckets)))
         try:
             probs = model.predict(np.zeros((bucket, size, size, 3), np.uint8))
         except Exception as exc:  # a graph that fails on valid input is not servable
@@ -132,8 +137,12 @@ def load_model_version(
     runtime: Runtime,
     batching: BatchingConfig,
     metrics: Metrics | None = None,
+    progress: LoadProgress | None = None,
 ) -> ModelVersion:
-    """Load, check and warm up one version; raises InvalidModelError with the reason."""
+    """Load, check and warm up one version; raises InvalidModelError with the reason.
+
+    `progress` (if given) is told each step as it starts: reading, then every warm-up shape.
+    """
     model = load_published(path, runtime)
     if (model.name, model.version) != (name, version):
         # A copied folder keeps its old metadata; the folder's place is what serves.
@@ -147,7 +156,7 @@ def load_model_version(
         )
         model.metadata = model.metadata.model_copy(update={"name": name, "version": version})
     began = time.perf_counter()
-    warm_up(model, batching.buckets)
+    warm_up(model, batching.buckets, progress)
     batcher = DynamicBatcher(
         model.predict,
         name=name,
@@ -167,4 +176,6 @@ def load_model_version(
         time.perf_counter() - began,
         batching.buckets,
     )
+    if progress is not None:
+        progress.finish()
     return ModelVersion(model, batcher)

@@ -90,6 +90,18 @@ SCORES_BODY_SCHEMA: dict[str, Any] = {
     "required": ["predictions"],
 }
 
+# Bytes cannot be written into a JSON document, so the image examples point at them with
+# `externalValue`, OpenAPI's field for examples that do not fit in JSON: a data: URI of the
+# same 1x1 PNG, which resolves offline and which the tests send as it is.
+EXAMPLE_PNG_URI = f"data:image/png;base64,{EXAMPLE_PNG_B64}"
+_PNG_EXAMPLES = {
+    "png": {
+        "summary": "a 1x1 PNG",
+        "description": "the bytes of the image (here a data: URI); in multipart, field 'file'",
+        "externalValue": EXAMPLE_PNG_URI,
+    }
+}
+
 # OpenAPI description of the two accepted bodies (the route reads the request itself).
 IMAGE_BODY = request_body(
     {
@@ -104,10 +116,12 @@ IMAGE_BODY = request_body(
                     }
                 },
                 "required": ["file"],
-            }
+            },
+            "examples": _PNG_EXAMPLES,
         },
         "application/octet-stream": {
-            "schema": {"type": "string", "format": "binary", "minLength": 1}
+            "schema": {"type": "string", "format": "binary", "minLength": 1},
+            "examples": _PNG_EXAMPLES,
         },
     }
 )

@@ -23,6 +23,7 @@ from modelstore.layout import list_models, list_versions
 from modelstore.metadata import METADATA_FILE, InvalidModelError
 from modelstore.runtime import Runtime
 from service.errors import ModelNotFound, NotReady
+from service.load_progress import LoadProgress, LoadState
 from service.model_version import BatchingConfig, ModelVersion, load_model_version
 from service.telemetry import Metrics
 
@@ -59,6 +60,8 @@ class ModelRepository:
         self.failures: dict[tuple[str, int], str] = {}
         # What each failed folder looked like when it failed (see _known_failure).
         self._failed_as: dict[tuple[str, int], tuple[tuple[str, int, int], ...]] = {}
+        # Versions being loaded right now (read by /models while the poller loads them).
+        self._loading: dict[tuple[str, int], LoadProgress] = {}
         self._lock = threading.RLock()  # guards _loaded/_latest (readers are requests)
         self._reload_lock = threading.Lock()  # one reload at a time (poller or admin)
         self._stop = threading.Event()
@@ -101,6 +104,20 @@ class ModelRepository:
             yield model
         finally:
             model.release()
+
+    def load_states(self, name: str | None = None) -> list[LoadState]:
+        """Versions (of `name`, or all) being loaded now or that failed, by name and version."""
+        with self._lock:
+            states = [p.snapshot() for p in self._loading.values()]
+            failed = list(self.failures.items())
+        states += [
+            LoadState(model, version, "failed", "not loaded", 0.0, reason)
+            for (model, version), reason in failed
+        ]
+        return sorted(
+            (s for s in states if name is None or s.name == name),
+            key=lambda s: (s.name, s.version),
+        )
 
     def missing_pins(self) -> list[str]:
         with self._lock:
@@ -157,15 +174,22 @@ class ModelRepository:
                 "model %s version %d has no %s yet; skipped for now", name, version, METADATA_FILE
             )
             return None
+        progress = LoadProgress(name, version)
+        with self._lock:
+            self._loading[(name, version)] = progress
         try:
+            # On success the entry is dropped by _swap_in, under the same lock that makes
+            # the version visible: a reader never sees it neither loading nor loaded.
             return load_model_version(
-                name, version, path, self.runtime, self._batching, self._metrics
+                name, version, path, self.runtime, self._batching, self._metrics, progress
             )
         except InvalidModelError as exc:
             reason = str(exc)
         except Exception as exc:  # anything else a broken export raises: skip it, keep serving
             reason = f"{type(exc).__name__}: {exc}"
-        self.failures[(name, version)] = reason
+        with self._lock:
+            self._loading.pop((name, version), None)
+            self.failures[(name, version)] = reason
         self._failed_as[(name, version)] = folder_fingerprint(path)
         log.error("model %s version %d not loaded: %s", name, version, reason)
         if self._metrics is not None:
@@ -177,6 +201,7 @@ class ModelRepository:
         retired: ModelVersion | None = None
         with self._lock:
             self._loaded.setdefault(name, {})[model.version] = model
+            self._loading.pop((name, model.version), None)
             previous = self._latest.get(name)
             if make_latest or previous is None:
                 self._latest[name] = model.version

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,11 +33,29 @@ class ModelInfo(BaseModel):
     device: str
     precision: str = Field(description="fp32, bf16 or fp16: what the runtime computes in")
     base_weights: dict[str, Any] | None
+    state: Literal["ready"] = "ready"
+
+
+class LoadStateInfo(BaseModel):
+    """A version that does not serve yet (loading, warming) or failed to load."""
+
+    name: str
+    version: int
+    state: Literal["loading", "warming", "failed"]
+    step: str = Field(description="what it does now, e.g. 'warm-up batch 8, 4 of 16'")
+    seconds: float = Field(description="since loading began")
+    error: str | None = Field(None, description="why it failed to load")
 
 
 class ModelsResponse(BaseModel):
     default_model: str
-    models: list[ModelInfo]
+    models: list[ModelInfo] = Field(description="the models that serve (state ready)")
+    loading: list[LoadStateInfo] = Field(
+        [], description="versions being loaded or warmed up now, and versions that failed"
+    )
+    scanned: bool = Field(
+        True, description="false until the first scan of the models folder has finished"
+    )
 
 
 class ErrorResponse(BaseModel):

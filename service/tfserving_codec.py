@@ -21,6 +21,7 @@ import numpy as np
 
 from modelstore.contract import INPUT_NAMES, SERVING_SIGNATURE, SIGNATURES
 from service.errors import BadRequest, Unprocessable
+from service.load_progress import LoadState
 from service.model_version import ModelVersion
 from service.predictor import ImageInput
 
@@ -87,19 +88,45 @@ def parse_predict(body: Any) -> PredictRequest:
     return PredictRequest(columnar, arrays=arrays.astype(np.uint8))
 
 
-def version_status(models: list[ModelVersion]) -> dict[str, Any]:
-    return {
-        "model_version_status": [
+def version_status(
+    models: list[ModelVersion], loading: list[LoadState] | None = None
+) -> dict[str, Any]:
+    """TF Serving's status shape, newest first: loaded versions are AVAILABLE, versions
+    being loaded or warmed up LOADING (with the step), versions that failed END with the
+    error (as TF Serving reports a version it could not load)."""
+    entries: list[tuple[int, dict[str, Any]]] = [
+        (
+            m.version,
             {
                 "version": str(m.version),
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
                 "device": m.device,
                 "precision": m.precision,
-            }
-            for m in sorted(models, key=lambda m: -m.version)
-        ]
-    }
+            },
+        )
+        for m in models
+    ]
+    served = {m.version for m in models}
+    for s in loading or []:
+        if s.version in served:
+            continue  # failed to load again after serving: the served copy is what counts
+        failed = s.state == "failed"
+        entries.append(
+            (
+                s.version,
+                {
+                    "version": str(s.version),
+                    "state": "END" if failed else "LOADING",
+                    "status": {
+                        "error_code": "UNKNOWN" if failed else "OK",
+                        "error_message": (s.error or "") if failed else "",
+                    },
+                    "step": s.step,
+                },
+            )
+        )
+    return {"model_version_status": [entry for _, entry in sorted(entries, key=lambda e: -e[0])]}
 
 
 def model_metadata(model: ModelVersion) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""GET /models: what is loaded (the browser page fills its model picker from it)."""
+"""GET /models: what serves, and what is still loading (the browser page reads both)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter
@@ -29,4 +30,9 @@ async def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict[
                 "base_weights": latest.metadata.base_weights.model_dump(),
             }
         )
-    return {"default_model": settings.default_model, "models": models}
+    return {
+        "default_model": settings.default_model,
+        "models": models,
+        "loading": [dataclasses.asdict(s) for s in repository.load_states()],
+        "scanned": repository.scanned,
+    }

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from modelstore.metadata import package_version
 from service.errors import NotReady
 from service.model_version import ModelVersion
 from service.oip_codec import HEADER_LENGTH, infer_response, model_metadata, parse_infer
 from service.openapi_bodies import OIP_INFER_BODY
+from service.routers.params import ModelName, Version
 from service.schemas import ERRORS
 from service.state import PredictorDep, RepositoryDep, StateDep
 
 router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
-
-Version = Annotated[int, Path(ge=1, description="model version (a positive integer)")]
 
 
 @router.get("")
@@ -45,14 +44,14 @@ async def ready(state: StateDep) -> dict[str, bool]:
 # Each route with and without `/versions/{version}`: one function for both would make
 # `version` a nullable path parameter there and an undocumented query parameter here.
 @router.get("/models/{name}", responses=ERRORS)
-async def metadata(repository: RepositoryDep, name: str) -> Any:
+async def metadata(repository: RepositoryDep, name: ModelName) -> Any:
     """Inputs, outputs, datatypes and shapes of the model's latest version."""
     model = repository.get(name)
     return model_metadata(model, [m.version for m in repository.versions(name)])
 
 
 @router.get("/models/{name}/versions/{version}", responses=ERRORS)
-async def metadata_version(repository: RepositoryDep, name: str, version: Version) -> Any:
+async def metadata_version(repository: RepositoryDep, name: ModelName, version: Version) -> Any:
     model = repository.get(name, version)
     return model_metadata(model, [m.version for m in repository.versions(name)])
 
@@ -62,12 +61,12 @@ def _ready(model: ModelVersion) -> dict[str, Any]:
 
 
 @router.get("/models/{name}/ready", responses=ERRORS)
-async def model_ready(repository: RepositoryDep, name: str) -> Any:
+async def model_ready(repository: RepositoryDep, name: ModelName) -> Any:
     return _ready(repository.get(name))  # 404 unknown, 503 still loading
 
 
 @router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
-async def model_version_ready(repository: RepositoryDep, name: str, version: Version) -> Any:
+async def model_version_ready(repository: RepositoryDep, name: ModelName, version: Version) -> Any:
     return _ready(repository.get(name, version))
 
 
@@ -88,7 +87,7 @@ async def _infer(
 
 
 @router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY)
-async def infer(request: Request, predictor: PredictorDep, name: str) -> Response:
+async def infer(request: Request, predictor: PredictorDep, name: ModelName) -> Response:
     """`BYTES` encoded images or `UINT8` pixels in, `FP32` probabilities out.
 
     JSON, or Triton's binary tensor extension: a JSON header of
@@ -101,7 +100,7 @@ async def infer(request: Request, predictor: PredictorDep, name: str) -> Respons
     "/models/{name}/versions/{version}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY
 )
 async def infer_version(
-    request: Request, predictor: PredictorDep, name: str, version: Version
+    request: Request, predictor: PredictorDep, name: ModelName, version: Version
 ) -> Response:
     """Like `infer`, on one loaded version (the latest or a pinned one)."""
     return await _infer(request, predictor, name, version)

@@ -80,8 +80,8 @@ def module_commands(text: str) -> list[list[str]]:
     return commands
 
 
-def compose_file() -> dict[str, Any]:
-    data = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+def compose_file(name: str = "docker-compose.yml") -> dict[str, Any]:
+    data = yaml.safe_load((REPO / name).read_text())
     assert isinstance(data, dict)
     return data
 

@@ -43,14 +43,61 @@ def test_compose_services_and_profiles(services: dict[str, Any]) -> None:
     assert services["api-replica"]["profiles"] == services["lb"]["profiles"] == ["scale"]
 
 
-def test_compose_api_builds_repo_image_with_gpu_reservation(services: dict[str, Any]) -> None:
+def test_compose_runs_on_cpu_by_default(services: dict[str, Any]) -> None:
     api = services["api"]
     assert api["build"]["context"] == "." and (REPO / "Dockerfile").is_file()
-    devices = _gpu_devices(api)
-    assert len(devices) == 1
-    assert devices[0]["driver"] == "nvidia"
-    assert "gpu" in devices[0]["capabilities"]
-    assert devices[0].get("count") == "all" or isinstance(devices[0].get("count"), int)
+    assert api["build"]["args"]["VGGSVC_TF_FLAVOUR"] == "${VGGSVC_TF_FLAVOUR:-${TF_FLAVOUR:-cpu}}"
+    for name, service in services.items():
+        # Compose refuses to start a service whose GPU reservation it cannot satisfy.
+        assert not _gpu_devices(service), f"{name} reserves a GPU in the base file"
+
+
+GPU_FILE = "docker-compose.gpu.yml"
+
+
+def test_compose_gpu_override_builds_gpu_image_and_reserves_gpus(
+    services: dict[str, Any],
+) -> None:
+    override = compose_file(GPU_FILE)["services"]
+    # Every service that runs TensorFlow, and only services the base file has.
+    assert set(override) == {"api", "trainer", "api-replica"} <= set(services)
+    for name, service in override.items():
+        assert service["build"]["args"]["VGGSVC_TF_FLAVOUR"] == "gpu", name
+        assert service["image"] != services[name]["image"], f"{name}: the CPU tag is kept apart"
+        (device,) = _gpu_devices(service)
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"], name
+        assert device.get("count") == "all" or isinstance(device.get("count"), int)
+    # Merged over the base file, the replica count stays (the override only adds resources).
+    assert "replicas" not in override["api-replica"]["deploy"]
+    assert services["api-replica"]["deploy"]["replicas"] >= 2
+
+
+def test_compose_no_variable_is_required(compose: dict[str, Any]) -> None:
+    for name in ("docker-compose.yml", GPU_FILE):
+        text = (REPO / name).read_text()
+        uses = re.findall(r"\$\{([^}]*)\}", text)
+        assert uses, name
+        for use in uses:
+            assert re.fullmatch(r"\w+:?-[^?]*", use), f"{name}: ${{{use}}} has no default"
+
+
+def test_compose_api_is_ready_on_its_own_without_admin_key(services: dict[str, Any]) -> None:
+    from service.settings import Settings
+
+    env = services["api"]["environment"]
+    # The default model is the one the image bakes in and the entrypoint seeds.
+    default = re.fullmatch(r"\$\{VGGSVC_DEFAULT_MODEL:-(\w+)\}", env["VGGSVC_DEFAULT_MODEL"])
+    assert default and default.group(1) == "vgg16_imagenet"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "training export-imagenet --models-dir /opt/models-builtin" in dockerfile
+    assert "/opt/models-builtin" in (REPO / "scripts" / "container-entrypoint.sh").read_text()
+    assert (
+        services["api-replica"]["environment"]["VGGSVC_DEFAULT_MODEL"]
+        == env["VGGSVC_DEFAULT_MODEL"]
+    )
+    # Unset, the key is empty: the service starts with admin endpoints disabled.
+    assert env["VGGSVC_ADMIN_KEY"] == "${VGGSVC_ADMIN_KEY:-}"
+    assert not Settings(admin_key="").admin_key
 
 
 def test_compose_api_serves_models_volume_with_healthcheck(
@@ -63,14 +110,9 @@ def test_compose_api_serves_models_volume_with_healthcheck(
     assert api["restart"] == "unless-stopped"
     assert any(port.endswith(":8000") for port in api["ports"])
     test = " ".join(api["healthcheck"]["test"])
-    assert api["healthcheck"]["test"][0] == "CMD" and "/healthz" in test
+    # Healthy means ready: never "healthy" while /readyz (and every request) says 503.
+    assert api["healthcheck"]["test"][0] == "CMD" and "/readyz" in test and "/healthz" not in test
     assert "127.0.0.1:8000" in test
-
-
-def test_compose_admin_key_is_required_secret() -> None:
-    # Read as text: `${VAR:?message}` makes `docker compose` refuse to start without it.
-    text = (REPO / "docker-compose.yml").read_text()
-    assert re.search(r"VGGSVC_ADMIN_KEY: \$\{VGGSVC_ADMIN_KEY:\?[^}]+\}", text)
 
 
 def test_compose_trainer_is_one_shot_job_with_quality_gate(services: dict[str, Any]) -> None:
@@ -88,7 +130,6 @@ def test_compose_trainer_is_one_shot_job_with_quality_gate(services: dict[str, A
     assert ("models", "/models", False) in volumes, "the trainer must publish where the api reads"
     data = [v for v in volumes if v[1] == "/data"]
     assert len(data) == 1 and data[0][2], "the training data must be mounted read-only"
-    assert _gpu_devices(trainer), "feature extraction wants the GPU too"
 
 
 def test_compose_named_volumes_are_declared(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -58,3 +59,34 @@ def test_entrypoint_unwritable_volume_still_runs_command(tmp_path: Path) -> None
 def test_entrypoint_command_exit_status_is_passed_on(tmp_path: Path) -> None:
     result = _run(_builtin(tmp_path), tmp_path / "models", "sh", "-c", "exit 3")
     assert result.returncode == 3
+
+
+def test_entrypoint_another_container_seeding_first_leaves_no_nested_copy(
+    tmp_path: Path,
+) -> None:
+    """Two containers on one volume: the other one renames its copy into place while this
+    one is still copying. This one's copy must not end up inside the other's folder."""
+    builtin, models = _builtin(tmp_path), tmp_path / "models"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_cp = shutil.which("cp")
+    # A `cp` that first lets "the other container" finish: its model appears in the volume.
+    (bin_dir / "cp").write_text(
+        f'#!/bin/sh\nmkdir -p "{models}/vgg16_imagenet/1" && echo other > '
+        f'"{models}/vgg16_imagenet/1/metadata.json"\nexec {real_cp} "$@"\n'
+    )
+    (bin_dir / "cp").chmod(0o755)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        VGGSVC_BUILTIN_MODELS_DIR=str(builtin),
+        VGGSVC_MODELS_DIR=str(models),
+    )
+    result = subprocess.run(
+        ["sh", str(SCRIPT), "true"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in models.iterdir()) == ["vgg16_imagenet"]  # no temp left
+    assert sorted(p.name for p in (models / "vgg16_imagenet").iterdir()) == ["1"]
+    assert (models / "vgg16_imagenet" / "1" / "metadata.json").read_text() == "other\n"
+    assert "seeded by another container" in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.harness import export_tiny, running_service
+from bench.harness import export_tiny, free_port, running_service, wait_until
 from tests.conftest import encode
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -126,3 +127,100 @@ def test_demo_page_non_image_shows_error_in_words(page: Any) -> None:
     assert text.startswith("Prediction failed: 415"), text
     assert len(text) > len("Prediction failed: 415 Unsupported Media Type: ")
     assert page.get_by_test_id("results").is_hidden()
+
+
+def test_demo_page_dropped_non_image_shows_api_error_not_broken_image(page: Any) -> None:
+    dropped = page.evaluate_handle(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["not a picture at all"], "notes.txt", {type: "text/plain"}));
+            return transfer;
+        }"""
+    )
+    page.dispatch_event("[data-testid=drop-zone]", "drop", {"dataTransfer": dropped})
+    error = page.get_by_test_id("error")
+    error.wait_for(state="visible")
+    # The API's own JSON message, word for word, after the status.
+    answer = page.evaluate(
+        """async () => {
+            const data = new FormData();
+            data.append("file", new File(["not a picture at all"], "notes.txt"));
+            return (await (await fetch("predict?model=car_truck", {method: "POST", body: data})).json()).error;
+        }"""
+    )
+    assert (
+        answer and error.inner_text() == f"Prediction failed: 415 Unsupported Media Type: {answer}"
+    )
+    assert page.get_by_test_id("preview").is_hidden(), "a non-image must not show a broken image"
+    assert page.get_by_test_id("results").is_hidden()
+
+
+@pytest.fixture
+def loading_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, threading.Event]]:
+    """(url, release): the app served by uvicorn in a thread, its warm-up at batch 4 held
+    until `release` is set, so the page sees a model that is still warming up."""
+    import uvicorn
+
+    from modelstore.loader import PublishedModel
+    from service.app import create_app
+    from service.settings import Settings
+
+    export_tiny(tmp_path / "models", "car_truck", LABELS, width=8, head="flatten")
+    release = threading.Event()
+    original = PublishedModel.predict
+
+    def gated(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
+        if len(pictures) == 4:
+            release.wait(60)
+        return original(self, pictures)
+
+    monkeypatch.setattr(PublishedModel, "predict", gated)
+    settings = Settings(
+        models_dir=tmp_path / "models", batch_sizes=[1, 4], max_batch_size=4, poll_interval_s=0
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started, timeout_s=60), "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}", release
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(60)
+
+
+def test_demo_page_waits_and_polls_while_model_warms_up(
+    browser: Any, loading_service: tuple[str, threading.Event]
+) -> None:
+    url, release = loading_service
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    try:
+        page.goto(url + "/")
+        status = page.get_by_test_id("status")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('warm-up batch 4')"
+        )
+        assert status.inner_text().startswith("Loading car_truck v1 (warm-up batch 4, 2 of 2)")
+        assert page.get_by_test_id("error").is_hidden()
+        assert "Train one" not in page.locator("main").inner_text()
+        assert page.get_by_test_id("model-select").is_disabled()
+        # Still polling: more GET /models while the warm-up is held.
+        polls = sum(u == f"{url}/models" for u in asked)
+        page.wait_for_function(f"performance.getEntriesByName('{url}/models').length > {polls}")
+        release.set()
+        page.wait_for_function("!document.getElementById('model-select').disabled")
+        assert page.input_value("[data-testid=model-select]") == "car_truck"
+        assert status.inner_text() == "Choose or drop an image."
+        assert page.get_by_test_id("error").is_hidden()
+    finally:
+        context.close()
