@@ -170,18 +170,32 @@ def _json_pixels(data: Any, count: int, where: str) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+def _absent_as(value: Any, empty: Any) -> Any:
+    """null reads as a missing key; every other value (false, 0, "") is checked as given."""
+    return empty if value is None else value
+
+
+def _boolean(value: Any, what: str) -> bool:
+    """A JSON true/false; anything else ("yes", 1, {}) is refused, never guessed."""
+    if not isinstance(value, bool):
+        raise BadRequest(f"parameter {what} must be true or false, got {value!r}")
+    return value
+
+
 def _parse_parameters(document: dict[str, Any]) -> InferRequest:
-    params = document.get("parameters") or {}
+    params = _absent_as(document.get("parameters"), {})
     if not isinstance(params, dict):
         raise BadRequest("'parameters' must be an object")
-    request = InferRequest(id=str(document["id"]) if "id" in document else None)
-    request.binary_default = bool(params.get("binary_data_output", False))
+    if "id" in document and not isinstance(document["id"], str):
+        raise BadRequest(f"'id' must be a string, got {document['id']!r}")
+    request = InferRequest(id=document.get("id"))
+    request.binary_default = _boolean(params.get("binary_data_output", False), "binary_data_output")
     if params.get("top_k") is not None:
         top_k = _whole(params["top_k"])
         if top_k is None or top_k < 1:
             raise BadRequest(f"parameter top_k must be a positive integer, got {params['top_k']!r}")
         request.top_k = top_k
-    outputs = document.get("outputs") or []
+    outputs = _absent_as(document.get("outputs"), [])
     if not isinstance(outputs, list):
         raise BadRequest('\'outputs\' must be a list like [{"name": "probabilities"}]')
     for output in outputs:
@@ -190,10 +204,12 @@ def _parse_parameters(document: dict[str, Any]) -> InferRequest:
             raise BadRequest(f"unknown output {name!r}; outputs: {', '.join(OUTPUT_NAMES)}")
         if name != OUTPUT_NAME and request.top_k is None:
             raise BadRequest(f"output {name!r} needs the request parameter top_k")
-        out_params = output.get("parameters") or {}
+        out_params = _absent_as(output.get("parameters"), {})
         if not isinstance(out_params, dict):
             raise BadRequest(f"the parameters of output {name!r} must be an object")
-        request.outputs[name] = bool(out_params.get("binary_data", request.binary_default))
+        request.outputs[name] = _boolean(
+            out_params.get("binary_data", request.binary_default), f"binary_data of {name!r}"
+        )
     return request
 
 

@@ -190,10 +190,11 @@ OIP_INFER_BODY = request_body(
                 "type": "object",
                 "properties": {
                     "id": {"type": "string"},
+                    # null is read as absent, like a missing key (the codec's `or {}`).
                     "parameters": {
-                        "type": "object",
+                        "type": ["object", "null"],
                         "properties": {
-                            "top_k": {"type": "integer", "minimum": 1},
+                            "top_k": {"type": ["integer", "null"], "minimum": 1},
                             "binary_data_output": {"type": "boolean"},
                         },
                     },
@@ -204,13 +205,13 @@ OIP_INFER_BODY = request_body(
                         "maxItems": 1,
                     },
                     "outputs": {
-                        "type": "array",
+                        "type": ["array", "null"],
                         "items": {
                             "type": "object",
                             "properties": {
                                 "name": {"type": "string", "enum": list(OUTPUT_NAMES)},
                                 "parameters": {
-                                    "type": "object",
+                                    "type": ["object", "null"],
                                     "properties": {"binary_data": {"type": "boolean"}},
                                 },
                             },
@@ -225,7 +226,13 @@ OIP_INFER_BODY = request_body(
                     "required": ["outputs"],
                 },
                 "then": {
-                    "properties": {"parameters": {"required": ["top_k"]}},
+                    "properties": {
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"top_k": {"type": "integer"}},
+                            "required": ["top_k"],
+                        }
+                    },
                     "required": ["parameters"],
                 },
             },

@@ -155,6 +155,16 @@ def _weights_and_architecture(meta: ModelMetadata) -> list[str]:
             f"- Head: per-channel normalisation -> {hyper.get('head', '?')} -> {dense}"
             f"dropout {hyper.get('dropout', '?')} -> Dense {len(meta.labels)} (softmax).",
         ]
+        if hyper.get("flip_tta") is True:
+            lines.append(
+                "- Test-time augmentation: each picture and its mirror image go through the "
+                "base; the two probability vectors are averaged (inside the graph)."
+            )
+        auto = (meta.training or {}).get("auto_settings") or {}
+        for name, choice in sorted(auto.items()):
+            lines.append(
+                f"- `{name}` = `{choice.get('value')}` chosen by auto: {choice.get('reason')}"
+            )
     else:
         lines.append("- Full VGG16 with its own classifier top (no new head was trained).")
     effective = precision.get("effective", meta.precision or "fp32")
@@ -309,7 +319,7 @@ def limitations(meta: ModelMetadata) -> list[str]:
             "the loss, but rare classes have less variety to learn from."
         )
     val = _validation(meta)
-    if val and int(val.get("count", 0)) < SMALL_VALID:
+    if val and "count" in val and int(val["count"]) < SMALL_VALID:
         count, accuracy = int(val["count"]), float(val["accuracy"])
         low, high = wilson_interval(round(accuracy * count), count)
         notes.append(

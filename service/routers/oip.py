@@ -86,7 +86,22 @@ async def _infer(
     return Response(content, headers=headers, media_type=headers["Content-Type"])
 
 
-@router.post("/models/{name}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY)
+# With binary outputs asked for (Triton's binary tensor extension) the answer is a JSON
+# header followed by raw tensors, sent as application/octet-stream.
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The inference response: JSON, or with binary_data outputs a JSON "
+        "header of Inference-Header-Content-Length bytes followed by the raw tensors",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    **ERRORS,
+}
+
+
+@router.post("/models/{name}/infer", responses=INFER_RESPONSES, openapi_extra=OIP_INFER_BODY)
 async def infer(request: Request, predictor: PredictorDep, name: ModelName) -> Response:
     """`BYTES` encoded images or `UINT8` pixels in, `FP32` probabilities out.
 
@@ -97,7 +112,9 @@ async def infer(request: Request, predictor: PredictorDep, name: ModelName) -> R
 
 
 @router.post(
-    "/models/{name}/versions/{version}/infer", responses=ERRORS, openapi_extra=OIP_INFER_BODY
+    "/models/{name}/versions/{version}/infer",
+    responses=INFER_RESPONSES,
+    openapi_extra=OIP_INFER_BODY,
 )
 async def infer_version(
     request: Request, predictor: PredictorDep, name: ModelName, version: Version
