@@ -8,15 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ---- settings of the demo run --------------------------------------------------------------
-# 96 px with flipped copies reaches >= 0.98 validation accuracy on the demo data in about
-# a minute and a half on 2 CPU cores; `auto` uses the ImageNet weights when they are in the
-# Keras cache or can be downloaded, else the offline pretrained substitute (hed), and records
-# which one it used in models/car_truck/<version>/metadata.json.
+# fit's own defaults: `auto` base weights are the ImageNet weights when they are in the Keras
+# cache or can be downloaded, else the offline pretrained substitute (hed), and the cut,
+# image size, head and flips follow those weights (training/defaults.py); metadata.json
+# records which weights and which settings it used, and why.
 source scripts/renamed-env.sh
 for name in IMAGE_SIZE BASE_WEIGHTS DATA_DIR MODELS_DIR HOST PORT; do
   renamed_env "VGGSVC_DEMO_$name" "DEMO_$name"  # the DEMO_* names: one more release
 done
-IMAGE_SIZE=${VGGSVC_DEMO_IMAGE_SIZE:-96}
+IMAGE_SIZE=${VGGSVC_DEMO_IMAGE_SIZE:-auto}
 BASE_WEIGHTS=${VGGSVC_DEMO_BASE_WEIGHTS:-auto}
 DATA_DIR=${VGGSVC_DEMO_DATA_DIR:-data/demo}
 MODELS_DIR=${VGGSVC_DEMO_MODELS_DIR:-models}
@@ -38,7 +38,7 @@ fi
 
 step "train car_truck (image size $IMAGE_SIZE, base weights $BASE_WEIGHTS)"
 "$PY" -m training fit --data "$DATA_DIR" --name car_truck --models-dir "$MODELS_DIR" \
-  --image-size "$IMAGE_SIZE" --base-weights "$BASE_WEIGHTS" --flip-augment
+  --image-size "$IMAGE_SIZE" --base-weights "$BASE_WEIGHTS"
 
 step "export vgg16_imagenet (the full 1000-class VGG16, for ImageNet decode_predictions)"
 if compgen -G "$MODELS_DIR/vgg16_imagenet/[0-9]*/metadata.json" >/dev/null; then

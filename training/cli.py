@@ -39,7 +39,7 @@ EXIT_CODES = """exit codes:
 FIT_EXAMPLES = """examples:
   # the synthetic demo data set, then a model trained on it
   python -m training demo-data data/demo
-  python -m training fit --data data/demo --name car_truck --image-size 96 --flip-augment
+  python -m training fit --data data/demo --name car_truck
   # your own photos: one folder per class, 20 % of each held out for validation
   python -m training fit --data ~/photos --valid-split 0.2 --name pets
   # retraining job: publish only if >= 90 % accurate and better than the latest version
@@ -139,6 +139,28 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _int_or_auto(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
+def _on_off_auto(text: str) -> bool | str:
+    choices: dict[str, bool | str] = {
+        "auto": "auto",
+        "on": True,
+        "off": False,
+        "true": True,
+        "false": False,
+    }
+    if text.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected auto, on or off, got {text!r}")
+    return choices[text.lower()]
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """One flag per FitConfig field (`--dropout` for `dropout`); defaults from FitConfig."""
     from training.config import FitConfig  # defaults and limits in one place, no TensorFlow
@@ -169,10 +191,14 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "--base-layer",
         default=d.base_layer,
         help="cut the frozen VGG16 at this layer, e.g. block3_pool or block4_pool "
-        "(block5_pool: the whole convolutional base)",
+        "(block5_pool: the whole convolutional base; auto: follows the weights, "
+        "block4_pool for hed, block5_pool for imagenet)",
     )
     p.add_argument(
-        "--image-size", type=int, default=d.image_size, help="input size, a multiple of 32 >= 32"
+        "--image-size",
+        type=_int_or_auto,
+        default=d.image_size,
+        help="input size, a multiple of 32 >= 32 (auto: 96 for hed, 128 for imagenet)",
     )
     p.add_argument(
         "--head",
@@ -180,7 +206,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         default=d.head,
         help="flatten or global-average-pooling before the dense layer",
     )
-    p.add_argument("--width", type=int, default=d.width, help="hidden dense units, 0 for none")
+    p.add_argument(
+        "--width",
+        type=_int_or_auto,
+        default=d.width,
+        help="hidden dense units, 0 for a linear head (auto: 0 for hed, 256 for imagenet)",
+    )
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate, in [0, 1)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="at most this many epochs, >= 1")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="head training batch")
@@ -194,8 +225,33 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="makes CPU runs reproducible")
     p.add_argument(
         "--flip-augment",
-        action="store_true",
-        help="also train on (cached) features of horizontally mirrored images",
+        type=_on_off_auto,
+        nargs="?",
+        const=True,
+        default=d.flip_augment,
+        metavar="{auto,on,off}",
+        help="also train on (cached) features of horizontally mirrored images "
+        "(auto: on for hed and imagenet; the flag alone: on)",
+    )
+    p.add_argument(
+        "--flip-tta",
+        type=_on_off_auto,
+        nargs="?",
+        const=True,
+        default=d.flip_tta,
+        metavar="{auto,on,off}",
+        help="the exported model averages each picture's and its mirror image's "
+        "probabilities; the base does twice the work (auto: on for hed)",
+    )
+    p.add_argument(
+        "--warm-start",
+        type=_on_off_auto,
+        nargs="?",
+        const=True,
+        default=d.warm_start,
+        metavar="{auto,on,off}",
+        help="start the head from the latest version's when labels, base weights and "
+        "head-shaping settings match; at most 10 epochs (auto: on with --promote-if-better)",
     )
     p.add_argument(
         "--cache-dir",

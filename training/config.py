@@ -30,11 +30,13 @@ class FitConfig(BaseModel):
     # validate_assignment: `cfg.epochs = 0` is refused like FitConfig(epochs=0).
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    image_size: int = Field(128, ge=32)  # multiple of 32 (VGG16's five 2x2 poolings)
+    # "auto" settings follow the base weights (training.defaults: the measured best for
+    # hed, the usual whole-base recipe for ImageNet); the value used and why is recorded.
+    image_size: int | Literal["auto"] = "auto"  # multiple of 32 (VGG16's five 2x2 poolings)
     base_weights: str = "auto"  # auto | imagenet | hed | none | PATH
-    base_layer: str = "block5_pool"  # where the frozen VGG16 is cut (block5_pool: all of it)
+    base_layer: str = "auto"  # where the frozen VGG16 is cut (block5_pool: all of it)
     head: Literal["flatten", "gap"] = "flatten"
-    width: int = Field(256, ge=0)  # hidden Dense units (0: none)
+    width: int | Literal["auto"] = "auto"  # hidden Dense units (0: none, a linear head)
     dropout: float = Field(0.5, ge=0.0, lt=1.0)  # 1.0 would drop every unit
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -43,7 +45,12 @@ class FitConfig(BaseModel):
     seed: int = 0
     # Only for a data folder without train/ and valid/: the held-out fraction per class.
     valid_split: float | None = Field(None, gt=0.0, lt=1.0)
-    flip_augment: bool = False  # also train on cached features of mirrored pictures
+    flip_augment: bool | Literal["auto"] = "auto"  # also train on mirrored pictures' features
+    # The exported graph averages the picture's and its mirror image's probabilities.
+    flip_tta: bool | Literal["auto"] = "auto"
+    # Start the head from the latest version's when labels and features match (fewer
+    # epochs); auto: on for --promote-if-better jobs (scheduled retraining).
+    warm_start: bool | Literal["auto"] = "auto"
     # The frozen base's arithmetic: auto = bf16 on AMX / AVX512-BF16 CPUs, fp16 on Tensor
     # Core GPUs, else fp32. The head trains and the export is saved in fp32 regardless.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -59,13 +66,20 @@ class FitConfig(BaseModel):
 
     @field_validator("image_size")
     @classmethod
-    def _multiple_of_32(cls, value: int) -> int:
-        if value % 32:
+    def _multiple_of_32(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and (value < 32 or value % 32):
             raise PydanticCustomError(
                 "multiple_of_32",
                 "must be a multiple of 32 (VGG16 halves it five times), e.g. {lower} or {upper}",
                 {"lower": max(32, value - value % 32), "upper": value - value % 32 + 32},
             )
+        return value
+
+    @field_validator("width")
+    @classmethod
+    def _units(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise PydanticCustomError("units", "must be 0 (no hidden layer) or more units", {})
         return value
 
     @field_validator("min_accuracy")

@@ -28,15 +28,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from modelstore.layout import reserve_version
-from modelstore.metadata import ModelMetadata, write_metadata
+from modelstore.layout import latest_version, reserve_version
+from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata, write_metadata
 from modelstore.runtime import configure_runtime
 from training.config import FitConfig
 from training.data import DataError, DataSet, content_hash, load_dataset
+from training.defaults import resolve_auto
 from training.export import new_metadata, write_savedmodel
 from training.features import FeatureExtractor, Features, open_engine
 from training.gate import check_gate
-from training.model import build_base, build_classifier, build_head, truncate_base
+from training.model import (
+    build_base,
+    build_classifier,
+    build_head,
+    load_head,
+    resolve_weights,
+    save_head,
+    truncate_base,
+)
 from training.model_card import write_model_card
 from training.plots import (
     CONFUSION_MATRIX_FILE,
@@ -103,14 +112,34 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
     return {c: float(len(labels) / (num_classes * counts[c])) for c in range(num_classes)}
 
 
+WARM_EPOCHS = 10  # a warm-started head needs few epochs: it starts near its optimum
+WARM_PATIENCE = 3
+
+
 def train_head(
-    cfg: FitConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n: int
+    cfg: FitConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    n: int,
+    start_from: keras.Model | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fit a fresh head on features; early stopping restores the best validation loss."""
+    """Fit a head on features; early stopping restores the best validation loss.
+
+    `start_from`: a previous version's head (same labels and features) to continue
+    from, with at most WARM_EPOCHS epochs; its feature normalisation is kept, so its
+    weights keep their meaning. Otherwise a fresh head.
+    """
     keras.utils.set_random_seed(cfg.seed)
-    head = build_head(
-        x.shape[1:], n, kind=cfg.head, width=cfg.width, dropout=cfg.dropout, adapt_to=x
-    )
+    epochs, patience = cfg.epochs, cfg.patience
+    if start_from is not None:
+        head = start_from
+        epochs, patience = min(epochs, WARM_EPOCHS), min(patience, WARM_PATIENCE)
+    else:
+        head = build_head(
+            x.shape[1:], n, kind=cfg.head, width=int(cfg.width), dropout=cfg.dropout, adapt_to=x
+        )
     head.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -120,7 +149,7 @@ def train_head(
         steps_per_execution=16,
     )
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+        monitor="val_loss", patience=patience, restore_best_weights=True
     )
     weights = class_weights(list(y), n)
     sample_weight = np.asarray([weights[int(c)] for c in y], dtype=np.float32)
@@ -133,12 +162,44 @@ def train_head(
     history = head.fit(
         train,
         validation_data=valid,
-        epochs=cfg.epochs,
+        epochs=epochs,
         shuffle=False,  # the dataset shuffles itself (seeded)
         verbose=0,
-        callbacks=[stop, EpochLines(cfg.epochs)],
+        callbacks=[stop, EpochLines(epochs)],
     )
     return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+# Settings that change the head's input or shape: a previous head fits only if all match.
+HEAD_SHAPING = ("base_layer", "image_size", "head", "width")
+
+
+def warm_start_head(
+    model_dir: Path, classes: list[str], weights_sha256: str, cfg: FitConfig
+) -> tuple[keras.Model | None, dict[str, Any]]:
+    """The latest version's head when its labels, base weights and head-shaping settings
+    match this run's (else None), and a record of what was decided and why."""
+    version = latest_version(model_dir)
+    if version is None:
+        return None, {"used": False, "reason": "no earlier version"}
+    folder = model_dir / str(version)
+    try:
+        meta = read_metadata(folder)
+    except InvalidModelError as exc:
+        return None, {"used": False, "reason": f"version {version}: {exc}"}
+    hyper = (meta.training or {}).get("hyperparameters", {})
+    mismatch = [k for k in HEAD_SHAPING if hyper.get(k) != getattr(cfg, k)]
+    if meta.labels != classes:
+        mismatch.insert(0, "labels")
+    if meta.base_weights.sha256 != weights_sha256:
+        mismatch.insert(0, "base weights")
+    if mismatch:
+        return None, {"used": False, "reason": f"version {version} differs: {', '.join(mismatch)}"}
+    head = load_head(folder)
+    if head is None:
+        return None, {"used": False, "reason": f"version {version} has no readable head"}
+    log.info("warm start from %s version %d", model_dir.name, version)
+    return head, {"used": True, "from_version": version}
 
 
 def fit(
@@ -164,31 +225,47 @@ def fit(
     )
     data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
     runtime = configure_runtime(cfg.precision)  # before any model is built
-    full_base, weights = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
+    # "auto" settings follow the weights the base really gets (auto -> imagenet or hed).
+    resolved = resolve_weights(cfg.base_weights)
+    cfg, auto_settings = resolve_auto(cfg, resolved[0])
+    size = int(cfg.image_size)
+    full_base, weights = build_base(cfg.base_weights, size, seed=cfg.seed, resolved=resolved)
     base = truncate_base(full_base, cfg.base_layer)
     extractor = FeatureExtractor(
         base,
         weights,
-        cfg.image_size,
+        size,
         Path(cfg.cache_dir) if cfg.cache_dir else None,
         batch_size=cfg.feature_batch_size,
         progress=progress,
         layer=cfg.base_layer,
         precision=runtime.precision.effective,
     )
-    splits = {"train": (data.train.paths, cfg.flip_augment), "valid": (data.valid.paths, False)}
+    flip_augment, flip_tta = bool(cfg.flip_augment), bool(cfg.flip_tta)
+    splits = {
+        "train": (data.train.paths, flip_augment),
+        "valid": (data.valid.paths, flip_tta),  # scored as the export will score them
+    }
     feats = engine.extract_splits(extractor, splits)
     seconds = {"features": time.monotonic() - started}
     skipped = _drop_unreadable(data, feats)
     x, y = feats["train"].values, np.asarray(data.train.labels)
-    if cfg.flip_augment and feats["train"].flipped is not None:
+    if flip_augment and feats["train"].flipped is not None:
         x, y = np.concatenate([x, feats["train"].flipped]), np.concatenate([y, y])
     xv, yv = feats["valid"].values, np.asarray(data.valid.labels)
-    head, history = train_head(cfg, x, y, xv, yv, len(data.classes))
-    metrics = classification_metrics(yv, head.predict(xv, verbose=0), data.classes)
+    warm, warm_record = (
+        warm_start_head(Path(models_dir) / name, data.classes, weights.sha256, cfg)
+        if cfg.warm_start
+        else (None, {"used": False, "reason": "off"})
+    )
+    head, history = train_head(cfg, x, y, xv, yv, len(data.classes), start_from=warm)
+    probs = head.predict(xv, verbose=0)
+    if flip_tta and feats["valid"].flipped is not None:
+        probs = (probs + head.predict(feats["valid"].flipped, verbose=0)) / 2
+    metrics = classification_metrics(yv, probs, data.classes)
     seconds["head"] = time.monotonic() - started - seconds["features"]
 
-    classifier = build_classifier(base, head, cfg.image_size)
+    classifier = build_classifier(base, head, size, flip_tta=flip_tta)
     # The epoch EarlyStopping restored (1-based; 0 when there was no validation loss).
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0
     hashes = [
@@ -204,7 +281,9 @@ def fit(
         },
         "data_sha256": content_hash(hashes),
         "skipped_files": skipped,
-        "hyperparameters": cfg.model_dump(),
+        "hyperparameters": cfg.model_dump(),  # with every "auto" resolved
+        "auto_settings": auto_settings,  # which values "auto" chose, and why
+        "warm_start": warm_record,
         "seed": cfg.seed,
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": best_epoch,
@@ -226,7 +305,8 @@ def fit(
             data.valid.paths,
             [data.classes[i] for i in data.valid.labels],
         )
-        write_savedmodel(classifier, draft.path, cfg.image_size)
+        write_savedmodel(classifier, draft.path, size)
+        save_head(head, draft.path)  # the next version can warm-start from it
         title = f"{name} version {draft.version}"
         plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
         plot_confusion_matrix(
@@ -235,7 +315,7 @@ def fit(
         metadata = new_metadata(
             draft,
             data.classes,
-            cfg.image_size,
+            size,
             weights.to_dict(),
             training=record,
             metrics={"validation": metrics},

@@ -143,12 +143,17 @@ def resolve_weights(spec: str, include_top: bool = False) -> tuple[str, Path | N
 
 
 def build_base(
-    spec: str, image_size: int, seed: int = 0, include_top: bool = False
+    spec: str,
+    image_size: int,
+    seed: int = 0,
+    include_top: bool = False,
+    resolved: tuple[str, Path | None] | None = None,
 ) -> tuple[keras.Model, BaseWeights]:
-    """A VGG16 (frozen, without top unless asked) with the weights named by `spec`."""
+    """A VGG16 (frozen, without top unless asked) with the weights named by `spec`
+    (`resolved`: what `resolve_weights(spec)` already answered, not asked twice)."""
     if image_size % 32 or image_size < 32:
         raise ValueError(f"image size must be a multiple of 32 and at least 32, got {image_size}")
-    kind, path = resolve_weights(spec, include_top=include_top)
+    kind, path = resolved or resolve_weights(spec, include_top=include_top)
     keras.utils.set_random_seed(seed)
     shape = (224, 224, 3) if include_top else (image_size, image_size, 3)
     base = keras.applications.VGG16(weights=None, include_top=include_top, input_shape=shape)
@@ -241,12 +246,63 @@ def build_head(
     return keras.Model(inputs, outputs, name="head")
 
 
-def build_classifier(base: keras.Model, head: keras.Model, image_size: int) -> keras.Model:
-    """uint8 pixels in, class probabilities out; the base runs in inference mode."""
+@keras.saving.register_keras_serializable(package="vgg_transfer")
+class WithMirror(keras.layers.Layer):
+    """`[n, h, w, c]` -> `[2n, h, w, c]`: the batch, then its horizontal mirror images.
+
+    One base call on the doubled batch instead of two calls: the base sees twice
+    the pictures, at the batch sizes it is fastest at.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.concatenate([inputs, keras.ops.flip(inputs, axis=2)], axis=0)
+
+
+@keras.saving.register_keras_serializable(package="vgg_transfer")
+class MeanOfHalves(keras.layers.Layer):
+    """`[2n, k]` -> `[n, k]`: each picture's probabilities averaged with its mirror's."""
+
+    def call(self, inputs: Any) -> Any:
+        n = keras.ops.shape(inputs)[0] // 2
+        return (inputs[:n] + inputs[n:]) / 2.0
+
+
+def build_classifier(
+    base: keras.Model, head: keras.Model, image_size: int, flip_tta: bool = False
+) -> keras.Model:
+    """uint8 pixels in, class probabilities out; the base runs in inference mode.
+
+    With `flip_tta` the graph also scores each picture's mirror image and averages
+    the two probability vectors (test-time augmentation, inside the SavedModel, so
+    every client and TensorFlow Serving get it; the base does twice the work).
+    """
     inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8", name="images")
-    features = base(VGGPreprocess(name="vgg_preprocess")(inputs), training=False)
-    outputs = head(features, training=False)
+    x = VGGPreprocess(name="vgg_preprocess")(inputs)
+    if flip_tta:
+        x = WithMirror(name="with_mirror")(x)
+    outputs = head(base(x, training=False), training=False)
+    if flip_tta:
+        outputs = MeanOfHalves(name="mean_of_mirrors")(outputs)
     return keras.Model(inputs, outputs, name="classifier")
+
+
+HEAD_FILE = "head.keras"  # the trained head alone, beside the SavedModel: warm starts read it
+
+
+def save_head(head: keras.Model, folder: Path) -> None:
+    head.save(folder / HEAD_FILE)
+
+
+def load_head(folder: Path) -> keras.Model | None:
+    """The head saved with a version, or None (older versions, or an unreadable file)."""
+    path = folder / HEAD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("warm start: cannot read %s (%s); training from scratch", path, exc)
+        return None
 
 
 def build_imagenet_classifier(base_with_top: keras.Model) -> keras.Model:

@@ -20,7 +20,9 @@ from training.model import BaseWeights, build_base
 def test_feature_cache_second_fit_runs_base_on_no_image(demo_dir: Path, tmp_path: Path) -> None:
     cold = fit_tiny(demo_dir, tmp_path, base_weights="hed")
     warm = fit_tiny(demo_dir, tmp_path, base_weights="hed")
-    assert cold.images_through_base == 36  # 24 train + 12 valid
+    # hed's auto settings mirror every picture: train for flip augmentation, valid for
+    # flip test-time augmentation, so (24 train + 12 valid) x 2.
+    assert cold.images_through_base == 72
     assert warm.images_through_base == 0
     assert warm.metadata.training["images_through_base"] == 0
 

@@ -75,7 +75,8 @@ def test_model_card_states_weights_architecture_data_and_training(fitted: FitRes
     assert f"kind: `{weights.kind}`" in base and f"sha256: `{weights.sha256}`" in base
     assert weights.source in base
     architecture = section(card, "Architecture")
-    assert "32x32" in architecture and "`block5_pool`" in architecture
+    assert "32x32" in architecture and "`block4_pool`" in architecture  # hed: auto cut
+    assert "mirror image" in architecture and "chosen by auto" in architecture
     assert "flatten -> Dense 256 (relu) -> dropout 0.5 -> Dense 2 (softmax)" in architecture
     data = table(section(card, "Data"), "class")
     assert data == [["car", "12", "6"], ["truck", "12", "6"], ["**total**", "24", "12"]]

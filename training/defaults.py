@@ -1,0 +1,87 @@
+"""What `auto` means for the settings whose best value depends on the base weights.
+
+`fit` resolves `FitConfig`'s "auto" fields once the weights are known (`auto`
+base weights become `imagenet` or `hed`), records the value used and the
+reason in the version's metadata (`training.auto_settings`), and an explicit
+flag always wins. No TensorFlow here.
+
+- `hed` (the offline substitute; edge-detection fine-tuned VGG16): chosen on the
+  validation photos by `python -m bench.accuracy_defaults search`
+  (`bench/results/accuracy_search_hed.json`), reported on a held-out test split
+  (`bench/results/accuracy_defaults.json`).
+- `imagenet`, and a weights file of the user's (most likely ImageNet-like): the
+  whole convolutional base at 128 px, the usual transfer-learning recipe. Not
+  measured here: ImageNet weights cannot be downloaded in this environment.
+- `none` (random weights, tests only): the fixed defaults the tests were written for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from training.config import FitConfig
+
+AUTO_FIELDS = ("base_layer", "image_size", "width", "flip_augment", "flip_tta")
+
+
+@dataclass(frozen=True)
+class Profile:
+    values: dict[str, Any]
+    reason: str
+
+
+HED_SEARCH = "bench/results/accuracy_search_hed.json"
+PROFILES = {
+    "hed": Profile(
+        {
+            "base_layer": "block4_pool",
+            "image_size": 96,
+            "width": 256,
+            "flip_augment": True,
+            "flip_tta": True,
+        },
+        "hed weights: best mean validation accuracy over 3 seeds on real car/truck photos "
+        f"({HED_SEARCH}); HED fine-tuned the deepest block for edges, so the cut is earlier",
+    ),
+    "imagenet": Profile(
+        {
+            "base_layer": "block5_pool",
+            "image_size": 128,
+            "width": 256,
+            "flip_augment": True,
+            "flip_tta": False,
+        },
+        "ImageNet-like weights: the whole convolutional base, the usual transfer-learning "
+        "recipe (not measured here: no ImageNet weights offline)",
+    ),
+    "none": Profile(
+        {
+            "base_layer": "block5_pool",
+            "image_size": 128,
+            "width": 256,
+            "flip_augment": False,
+            "flip_tta": False,
+        },
+        "random weights (tests only): fixed defaults",
+    ),
+}
+PROFILES["file"] = PROFILES["imagenet"]
+
+
+def resolve_auto(cfg: FitConfig, weights_kind: str) -> tuple[FitConfig, dict[str, dict[str, Any]]]:
+    """`cfg` with every "auto" of AUTO_FIELDS and `warm_start` replaced, and why each was chosen."""
+    profile = PROFILES[weights_kind]
+    changes: dict[str, Any] = {}
+    why: dict[str, dict[str, Any]] = {}
+    for name in AUTO_FIELDS:
+        if getattr(cfg, name) == "auto":
+            changes[name] = profile.values[name]
+            why[name] = {"value": profile.values[name], "reason": profile.reason}
+    if cfg.warm_start == "auto":
+        changes["warm_start"] = cfg.promote_if_better
+        why["warm_start"] = {
+            "value": cfg.promote_if_better,
+            "reason": "on for --promote-if-better jobs (scheduled retraining), off otherwise",
+        }
+    return cfg.replace(**changes), why
