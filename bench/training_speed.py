@@ -35,8 +35,9 @@ import tensorflow as tf
 
 from imaging import load_image
 from training.data import load_dataset
+from training.defaults import resolve_auto
 from training.fit import FitConfig, class_weights, fit
-from training.model import VGGPreprocess, build_base, build_head
+from training.model import VGGPreprocess, build_base, build_head, resolve_weights
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "cifar10-car-truck"
@@ -45,20 +46,21 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "cifar10-car-truck"
 def kaggle_way(data_dir: Path, cfg: FitConfig) -> dict[str, Any]:
     """The frozen base inside the trained model: recomputed for every picture, every epoch."""
     start = time.monotonic()
+    size = int(cfg.image_size)  # resolved: main() replaced every "auto"
     data = load_dataset(data_dir)
-    x = np.stack([load_image(p, cfg.image_size) for p in data.train.paths])
-    xv = np.stack([load_image(p, cfg.image_size) for p in data.valid.paths])
+    x = np.stack([load_image(p, size) for p in data.train.paths])
+    xv = np.stack([load_image(p, size) for p in data.valid.paths])
     y, yv = np.asarray(data.train.labels), np.asarray(data.valid.labels)
-    base, _ = build_base(cfg.base_weights, cfg.image_size, seed=cfg.seed)
+    base, _ = build_base(cfg.base_weights, size, seed=cfg.seed)
     preprocess = VGGPreprocess()
     # Same head as `fit`, whose Normalization needs feature statistics: take them from
     # one batch of 64 pictures (inside the timed region; one extra small base pass).
     sample = np.asarray(base(preprocess(x[:64]), training=False))
     keras.utils.set_random_seed(cfg.seed)
     head = build_head(
-        sample.shape[1:], len(data.classes), cfg.head, cfg.width, cfg.dropout, adapt_to=sample
+        sample.shape[1:], len(data.classes), cfg.head, int(cfg.width), cfg.dropout, adapt_to=sample
     )
-    inputs = keras.Input((cfg.image_size, cfg.image_size, 3), dtype="uint8")
+    inputs = keras.Input((size, size, 3), dtype="uint8")
     model = keras.Model(inputs, head(base(preprocess(inputs), training=False)))
     model.compile(
         keras.optimizers.Adam(cfg.learning_rate),
@@ -125,6 +127,8 @@ def main() -> None:
         patience=args.epochs,
         base_weights=args.base_weights,
     )
+    # The same settings for every run: "auto" resolved once, for these weights.
+    cfg, _ = resolve_auto(cfg, resolve_weights(cfg.base_weights)[0])
     data = args.data.resolve()
     results: dict[str, Any] = {
         "data": str(args.data),
