@@ -49,7 +49,7 @@ class FitConfig(BaseModel):
     # The exported graph averages the picture's and its mirror image's probabilities.
     flip_tta: bool | Literal["auto"] = "auto"
     # Start the head from the latest version's when labels and features match (fewer
-    # epochs); auto: on for --promote-if-better jobs (scheduled retraining).
+    # epochs); auto: off (training.defaults says why).
     warm_start: bool | Literal["auto"] = "auto"
     # The frozen base's arithmetic: auto = bf16 on AMX / AVX512-BF16 CPUs, fp16 on Tensor
     # Core GPUs, else fp32. The head trains and the export is saved in fp32 regardless.
