@@ -161,6 +161,19 @@ def _on_off_auto(text: str) -> bool | str:
     return choices[text.lower()]
 
 
+def _switch(p: argparse.ArgumentParser, flag: str, default: bool | str, text: str) -> None:
+    """`--flag [auto|on|off]`; the flag alone means on."""
+    p.add_argument(
+        flag,
+        type=_on_off_auto,
+        nargs="?",
+        const=True,
+        default=default,
+        metavar="{auto,on,off}",
+        help=f"{text}; the flag alone: on",
+    )
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """One flag per FitConfig field (`--dropout` for `dropout`); defaults from FitConfig."""
     from training.config import FitConfig  # defaults and limits in one place, no TensorFlow
@@ -223,34 +236,25 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="early stopping on validation loss; the best epoch's weights are kept",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="makes CPU runs reproducible")
-    p.add_argument(
+    _switch(
+        p,
         "--flip-augment",
-        type=_on_off_auto,
-        nargs="?",
-        const=True,
-        default=d.flip_augment,
-        metavar="{auto,on,off}",
-        help="also train on (cached) features of horizontally mirrored images "
-        "(auto: on for hed and imagenet; the flag alone: on)",
+        d.flip_augment,
+        "also train on (cached) features of horizontally mirrored images "
+        "(auto: on for hed and imagenet)",
     )
-    p.add_argument(
+    _switch(
+        p,
         "--flip-tta",
-        type=_on_off_auto,
-        nargs="?",
-        const=True,
-        default=d.flip_tta,
-        metavar="{auto,on,off}",
-        help="the exported model averages each picture's and its mirror image's "
+        d.flip_tta,
+        "the exported model averages each picture's and its mirror image's "
         "probabilities; the base does twice the work (auto: on for hed)",
     )
-    p.add_argument(
+    _switch(
+        p,
         "--warm-start",
-        type=_on_off_auto,
-        nargs="?",
-        const=True,
-        default=d.warm_start,
-        metavar="{auto,on,off}",
-        help="start the head from the latest version's when labels, base weights and "
+        d.warm_start,
+        "start the head from the latest version's when labels, base weights and "
         "head-shaping settings match; at most 10 epochs, batches of >= 128 (auto: off; "
         "faster retraining, slightly lower accuracy in our benchmark)",
     )
