@@ -223,7 +223,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "--width",
         type=_int_or_auto,
         default=d.width,
-        help="hidden dense units, 0 for a linear head (auto: 0 for hed, 256 for imagenet)",
+        help="hidden dense units, 0 for a linear head (auto: 256)",
     )
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate, in [0, 1)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="at most this many epochs, >= 1")
