@@ -74,6 +74,17 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_started)
+        except MemoryError:
+            # Not the request's fault (every input is bounded by the pixel and size limits):
+            # the process was short of memory at that moment, e.g. many large decodes at once.
+            # Retrying later can succeed, so this is "unavailable", not an internal error.
+            log.exception("out of memory on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                message = (
+                    "the server ran out of memory for this request; retry later, or send a "
+                    "smaller image"
+                )
+                await error_response(503, message, {"Retry-After": "5"})(scope, receive, send)
         except Exception as exc:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if not started:  # else the client sees the answer cut short

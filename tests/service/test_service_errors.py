@@ -312,3 +312,25 @@ def test_error_unexpected_is_500_logged_once(
     tracebacks = [record for record in caplog.records if record.exc_info]
     assert len(tracebacks) == 1
     assert "boom" in str(tracebacks[0].exc_info[1])  # type: ignore[index]
+
+
+def test_error_out_of_memory_is_503_with_retry_after_and_later_requests_succeed(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MemoryError says the process was short of memory, not that the input is bad.
+    real = predictor_module.load_image
+    calls = []
+
+    def first_fails(data: bytes, size: int, **kwargs: Any) -> np.ndarray:
+        calls.append(size)
+        if len(calls) == 1:
+            raise MemoryError
+        return real(data, size, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "load_image", first_fails)
+    with TestClient(create_app(make_settings(fresh_dir))) as test_client:
+        failed = test_client.post("/predict", content=png)
+        later = test_client.post("/predict", content=png)
+    assert_error(failed, 503, "out of memory", "retry")
+    assert failed.headers["Retry-After"] == "5"
+    assert later.status_code == 200 and later.json()["predictions"]
