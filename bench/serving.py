@@ -141,6 +141,14 @@ def main() -> None:
         default=[],
         help="extra flag for python -m service, e.g. --server-flag=--max-batch-size=32",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=FLAGS",
+        help="one more run of our service in the same benchmark, e.g. "
+        "--variant 'bf16_h11_asyncio=--precision bf16 --http h11 --loop asyncio' (an A/B)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny and fast: checks the harness")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--device-label", default="", help="e.g. the GPU name, recorded as is")
@@ -203,6 +211,10 @@ def main() -> None:
     for precision in precisions:
         cmd = [sys.executable, "-m", "service", "--precision", precision, *args.server_flag]
         results[f"ours_{precision}"] = bench_server(f"ours_{precision}", cmd, ours_env)
+    for variant in args.variant:
+        label, _, flags = variant.partition("=")
+        cmd = [sys.executable, "-m", "service", *flags.split(), *args.server_flag]
+        results[f"ours_{label}"] = bench_server(f"ours_{label}", cmd, ours_env)
     if not args.skip_naive:
         results["naive"] = bench_server(
             "naive",
@@ -217,6 +229,7 @@ def main() -> None:
         "image_size": args.image_size,
         "request_image": "640x480 JPEG (a CIFAR car photo upscaled, or generated)",
         "server_flags": args.server_flag,
+        "variants": args.variant,
         "ceiling_images_per_s_by_batch": ceilings,
         "skipped_precisions": skipped,
         "results": results,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import logging
 import os
 import signal
@@ -144,6 +145,19 @@ class Server(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
+def server_implementations(http: str, loop: str) -> tuple[str, str]:
+    """What uvicorn will use for `auto`: the C implementations when they are installed."""
+
+    def installed(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    if http == "auto":
+        http = "httptools" if installed("httptools") else "h11"
+    if loop == "auto":
+        loop = "uvloop" if installed("uvloop") else "asyncio"
+    return http, loop
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     configure_logging(settings.log_level, settings.log_format, settings.log_probes)
@@ -163,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=settings.http,
+        loop=settings.loop,
         log_config=None,  # keep configure_logging's handlers (uvicorn would replace them)
         workers=1,  # one model copy per process; see Settings
         timeout_graceful_shutdown=settings.graceful_timeout_s,
     )
+    log.info("http: %s, event loop: %s", *server_implementations(settings.http, settings.loop))
     state = app.state.service
     Server(config, state.drain, settings.drain_delay_s, settings.graceful_timeout_s).run()
     return 0

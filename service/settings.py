@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         description="after SIGTERM, keep answering /readyz 503 at least this long before "
         "closing the port, so a balancer polling readiness stops sending first",
     )
+    http: Literal["auto", "httptools", "h11"] = Field(
+        "auto",
+        description="uvicorn's HTTP/1.1 parser: httptools (C, installed with the product on "
+        "Linux and macOS) or h11 (pure Python); auto = httptools when installed",
+    )
+    loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="the event loop: uvloop (installed with the product on Linux and macOS) "
+        "or the standard asyncio loop; auto = uvloop when installed",
+    )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (access log included)"

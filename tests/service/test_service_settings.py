@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.__main__ import parse_settings
+import service.__main__ as service_main
+from service.__main__ import parse_settings, server_implementations
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +125,23 @@ def test_settings_help_lists_every_field_with_description_and_default() -> None:
         assert f"{info.description} (default: {shown}; env {env})" in text, name
     # A secret never goes in argv, where every user of the machine can read it.
     assert "--admin-key" not in text and "VGGSVC_ADMIN_KEY" not in text
+
+
+def test_settings_http_and_loop_auto_pick_the_c_implementations_only_when_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed: set[str] = set()
+    monkeypatch.setattr(
+        service_main.importlib.util,
+        "find_spec",
+        lambda name: object() if name in installed else None,
+    )
+    assert server_implementations("auto", "auto") == ("h11", "asyncio")
+    installed.update({"httptools", "uvloop"})
+    assert server_implementations("auto", "auto") == ("httptools", "uvloop")
+    assert server_implementations("h11", "asyncio") == ("h11", "asyncio")  # asked: kept
+    settings = parse_settings(["--http", "h11", "--loop", "asyncio"])
+    assert (settings.http, settings.loop) == ("h11", "asyncio")
+    with pytest.raises(SystemExit) as stopped:
+        parse_settings(["--loop", "trio"])
+    assert stopped.value.code == 2
