@@ -94,7 +94,9 @@ def _drop_unreadable(data: DataSet, feats: dict[str, Features]) -> dict[str, lis
     skipped = {str(p): msg for f in feats.values() for p, msg in f.errors.items()}
     if skipped:
         listing = "\n".join(f"  {p}: {msg}" for p, msg in sorted(skipped.items()))
-        log.warning("skipped %d unreadable file(s):\n%s", len(skipped), listing)
+        # Printed once for the person at the terminal; logged below warning level so the
+        # CLI (whose log handler writes warnings to the same stderr) does not list it twice.
+        log.info("skipped %d unreadable file(s):\n%s", len(skipped), listing)
         print(f"warning: skipped {len(skipped)} unreadable file(s):\n{listing}", file=sys.stderr)
     drop = {Path(p) for p in skipped}
     data.train, data.valid = data.train.without(drop), data.valid.without(drop)

@@ -153,3 +153,22 @@ def test_cli_fit_help_has_examples_and_exit_codes() -> None:
         "5  the Ray",
     ):
         assert f"\n  {code}" in result.stdout
+
+
+def test_cli_fit_lists_unreadable_files_once(demo_copy: Path, tmp_path: Path) -> None:
+    # The CLI's log handler writes warnings to stderr too: the listing used to appear twice.
+    (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VGGSVC_FEATURE_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "fit", "--data", str(demo_copy), "--name", "m"]
+        + ["--models-dir", str(tmp_path / "models"), "--base-weights", "none", "--quiet"]
+        + ["--image-size", "32", "--epochs", "1", "--precision", "fp32"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("notes.txt") == 1, done.stderr
+    assert "skipped 1 unreadable file(s)" in done.stderr
