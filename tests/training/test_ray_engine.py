@@ -217,6 +217,30 @@ def test_ray_fit_records_the_precision_resolved_on_the_workers(
     assert "Ray" not in local_fit[0].metadata.training["precision"]["reason"]
 
 
+def test_ray_fit_auto_computes_and_records_features_in_the_workers_precision(
+    cluster: Any, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelstore.runtime as runtime
+    from modelstore.runtime import PrecisionUnavailableError
+
+    try:  # the workers are this box's CPU: auto gives bf16 there only with bf16 units
+        runtime.resolve_precision("bf16", None, runtime.cpu_flags())
+    except PrecisionUnavailableError as exc:
+        pytest.skip(f"this CPU has no bf16 units: {exc}")
+    # A driver without bf16 units (this process only; Ray's workers read the real flags).
+    monkeypatch.setattr(runtime, "cpu_flags", lambda *args: set())
+    result = fit_tiny(data, tmp_path, **{**RAY, "precision": "auto"})
+    current = runtime.current_runtime()
+    assert current is not None and current.precision.effective == "fp32"  # the driver's
+    recorded = result.metadata.training["precision"]
+    assert (recorded["requested"], recorded["effective"]) == ("auto", "bf16")
+    assert recorded["reason"].startswith("resolved on the Ray workers")
+    assert result.metadata.precision == "bf16"
+    (key,) = (tmp_path / "c").glob("*/key.json")
+    assert json.loads(key.read_text())["parts"]["precision"] == "bf16"
+    assert result.images_through_base == 36  # computed by the actors, in bf16
+
+
 def test_ray_engine_precision_is_what_a_worker_resolves_not_the_driver(cluster: Any) -> None:
     from modelstore.runtime import Precision, cpu_flags, resolve_precision
     from training.ray_engine import RayFeatureEngine
