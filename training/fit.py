@@ -218,7 +218,13 @@ def driver_runtime(requested: str, engine: FeatureEngine) -> Runtime:
     except PrecisionUnavailableError as exc:
         if engine.name == "local":
             raise
-        log.warning("this driver runs the head in fp32: --precision %s: %s", requested, exc)
+        log.warning(
+            "--precision %s cannot run on this driver (%s): it trains the head in fp32; "
+            "the %s workers run the base",
+            requested,
+            exc,
+            engine.name,
+        )
         return configure_runtime("fp32")
 
 
