@@ -21,6 +21,7 @@ import numpy as np
 import PIL
 
 from imaging.decode import DECODE_VERSION
+from modelstore.runtime import Precision
 from training.feature_inputs import prepare_file
 from training.feature_store import FeatureStore, default_cache_dir
 from training.model import BaseWeights, VGGPreprocess
@@ -182,6 +183,10 @@ class FeatureEngine(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    def feature_precision(self, requested: str, driver: Precision) -> Precision:
+        """The precision the base runs in, given `--precision` and this process's runtime."""
+        ...
+
 
 class LocalFeatureEngine:
     """The base in this process, in batches (`FeatureExtractor.extract`)."""
@@ -211,6 +216,10 @@ class LocalFeatureEngine:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "nodes": 1}
+
+    def feature_precision(self, requested: str, driver: Precision) -> Precision:
+        """The base runs in this process: the precision its runtime resolved."""
+        return driver
 
 
 ENGINES = ("local", "ray")

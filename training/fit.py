@@ -30,12 +30,12 @@ import tensorflow as tf
 
 from modelstore.layout import latest_version, reserve_version
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata, write_metadata
-from modelstore.runtime import configure_runtime
+from modelstore.runtime import PrecisionUnavailableError, Runtime, configure_runtime
 from training.config import FitConfig
 from training.data import DataError, DataSet, content_hash, load_dataset
 from training.defaults import resolve_auto
 from training.export import new_metadata, write_savedmodel
-from training.features import FeatureExtractor, Features, open_engine
+from training.features import FeatureEngine, FeatureExtractor, Features, open_engine
 from training.gate import check_gate
 from training.model import (
     build_base,
@@ -208,6 +208,28 @@ def warm_start_head(
     return head, {"used": True, "from_version": version}
 
 
+def driver_runtime(requested: str, engine: FeatureEngine) -> Runtime:
+    """This process's runtime (devices, precision), set before any model is built.
+
+    When the engine runs the base elsewhere (ray), a precision only the workers can
+    run (fp16 on GPU workers, asked from a CPU driver) leaves this process, which then
+    only trains the head, in fp32: exact, and the head is too small for speed to matter.
+    """
+    try:
+        return configure_runtime(requested)
+    except PrecisionUnavailableError as exc:
+        if engine.name == "local":
+            raise
+        log.warning(
+            "--precision %s cannot run on this driver (%s): it trains the head in fp32; "
+            "the %s workers run the base",
+            requested,
+            exc,
+            engine.name,
+        )
+        return configure_runtime("fp32")
+
+
 def fit(
     data_dir: str | Path,
     name: str,
@@ -230,7 +252,10 @@ def fit(
         cfg.engine, cfg.ray_address, cfg.ray_actors, cfg.feature_batch_size, progress
     )
     data = load_dataset(Path(data_dir), cfg.valid_split, cfg.seed)
-    runtime = configure_runtime(cfg.precision)  # before any model is built
+    runtime = driver_runtime(cfg.precision, engine)
+    # What the base computes the features in, on the hardware where the engine runs it (ray:
+    # resolved on a worker; an explicit precision the workers cannot run fails here).
+    precision = engine.feature_precision(cfg.precision, runtime.precision)
     # "auto" settings follow the weights the base really gets (auto -> imagenet or hed).
     resolved = resolve_weights(cfg.base_weights)
     cfg, auto_settings = resolve_auto(cfg, resolved[0])
@@ -245,7 +270,7 @@ def fit(
         batch_size=cfg.feature_batch_size,
         progress=progress,
         layer=cfg.base_layer,
-        precision=runtime.precision.effective,
+        precision=precision.effective,
     )
     flip_augment, flip_tta = bool(cfg.flip_augment), bool(cfg.flip_tta)
     splits = {
@@ -294,7 +319,7 @@ def fit(
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": best_epoch,
         "images_through_base": extractor.images_through_base,
-        "precision": runtime.precision.to_dict(),
+        "precision": precision.to_dict(),
         "device": runtime.device,
         "engine": engine.describe(),  # local, or ray with the nodes that did the work
         "seconds": round(time.monotonic() - started, 2),
@@ -325,7 +350,7 @@ def fit(
             weights.to_dict(),
             training=record,
             metrics={"validation": metrics},
-            precision=runtime.precision.effective,
+            precision=precision.effective,
             history=history,
             gate=gate_report,
         )

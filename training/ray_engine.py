@@ -20,6 +20,11 @@ in the local engine, instead of a failed job. Failed tasks are retried and
 lost actors restarted by Ray; store writes are atomic and idempotent, so a
 retried batch rewrites identical whole entries and never duplicates one.
 Every file path must be readable on every node (a shared volume on a cluster).
+
+Precision: the base runs on the workers, so `--precision` is resolved on their
+hardware (`RayFeatureEngine.feature_precision`: one probe task with the actors'
+resources), not the driver's: a CPU driver with bf16 units and GPU workers gives
+fp16 under `auto`, and the store key and `metadata.json` name what the workers ran.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from modelstore.runtime import PRECISIONS, Precision, PrecisionUnavailableError, resolve_precision
 from training.feature_store import FeatureStore
 from training.features import FeatureExtractor, Features
 from training.progress import ProgressBar
 from training.ray_cluster import actor_resources, block_count, connect
-from training.ray_workers import BaseActor, decode_batch
+from training.ray_workers import BaseActor, decode_batch, probe_hardware
 
 
 class RayFeatureEngine:
@@ -65,6 +71,7 @@ class RayFeatureEngine:
         # separates start-up from throughput with them.
         self.seconds: dict[str, float] = {}
         self._weights: dict[str, Any] = {}
+        self._precision: dict[str, Precision] = {}  # requested -> resolved on a worker
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -75,6 +82,26 @@ class RayFeatureEngine:
             "gpus_per_actor": self.resources.get("num_gpus", 0),
             "batch_size": self.batch_size,
         }
+
+    def feature_precision(self, requested: str, driver: Precision) -> Precision:
+        """`requested` resolved on the hardware of a worker that would hold the base.
+
+        One small Ray task with the base actors' resources (`probe_hardware`) reports
+        that worker's GPU and CPU flags; the answer is kept for this engine. An explicit
+        precision the workers cannot run raises PrecisionUnavailableError here, before
+        any work. `driver` (this process's precision) is not used: the base runs there.
+        The probe imports TensorFlow in a fresh worker process (`max_calls=1`: it exits
+        after, so TensorFlow's memory does not stay in Ray's worker pool).
+        """
+        if requested not in self._precision:
+            probe = self.ray.remote(max_calls=1, **self.resources)(probe_hardware)
+            found = self.ray.get(probe.remote())
+            chosen = worker_precision(requested, found["gpu"], found["flags"])
+            where = f"resolved on the Ray workers (probed on node {str(found['node'])[:12]})"
+            self._precision[requested] = Precision(
+                chosen.requested, chosen.effective, f"{where}: {chosen.reason}"
+            )
+        return self._precision[requested]
 
     def extract(
         self,
@@ -156,6 +183,26 @@ class RayFeatureEngine:
                 **self.resources,
             )
         )
+
+
+def worker_precision(requested: str, gpu: tuple[int, int] | None, flags: set[str]) -> Precision:
+    """`requested` resolved for Ray workers with this GPU (compute capability, or None) and
+    these CPU flags: `resolve_precision`, with an error that names the workers' hardware
+    and what it can run. Pure, so tests can pass hardware that no machine here has."""
+    try:
+        return resolve_precision(requested, gpu, flags)
+    except PrecisionUnavailableError as exc:
+        hardware = f"a GPU of compute capability {gpu[0]}.{gpu[1]}" if gpu else "no GPU"
+        runnable = []
+        for candidate in PRECISIONS[1:]:  # the explicit ones
+            try:
+                runnable.append(resolve_precision(candidate, gpu, flags).effective)
+            except PrecisionUnavailableError:
+                continue
+        raise PrecisionUnavailableError(
+            f"{requested} cannot run on the Ray workers' hardware ({hardware}), where "
+            f"--engine ray runs the base; they can run {' or '.join(runnable)} [{exc}]"
+        ) from exc
 
 
 def gather(

@@ -41,6 +41,19 @@ def decode_batch(
     return out
 
 
+def probe_hardware() -> dict[str, Any]:
+    """Ray task: what a base actor would see here: its GPU's compute capability, CPU flags, node.
+
+    Scheduled with the base actors' resources (`RayFeatureEngine.feature_precision`),
+    so it lands on the same kind of node and sees the same GPU. It imports TensorFlow
+    (the GPU's capability is TensorFlow's view, as `configure_runtime` in the actors
+    sees it); the driver decides the precision from the answer.
+    """
+    from modelstore.runtime import cpu_flags, gpu_compute_capability
+
+    return {"gpu": gpu_compute_capability(), "flags": cpu_flags(), "node": node_id()}
+
+
 class BaseActor:
     """Holds the frozen base; runs it on the misses of each batch and stores the features.
 
@@ -64,9 +77,10 @@ class BaseActor:
         from training.features import feature_model
         from training.model import truncate_base
 
-        # The driver's effective precision, asked for explicitly: the store key says it, so
-        # the features must be computed in it. A worker that cannot (a GPU asked for bf16,
-        # a CPU without bf16 units) fails the job with PrecisionUnavailableError's message.
+        # The effective precision resolved on a worker like this one (`probe_hardware`),
+        # asked for explicitly: the store key says it, so the features must be computed in
+        # it. A worker whose hardware differs from the probed one's and cannot run it fails
+        # the job with PrecisionUnavailableError's message.
         configure_runtime(self.precision)
         weights = ray.get(self.weights) if isinstance(self.weights, ray.ObjectRef) else self.weights
         size = self.image_size

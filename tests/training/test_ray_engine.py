@@ -203,6 +203,98 @@ def test_ray_actors_run_the_base_in_the_precision_of_the_store_key(
     assert diff.max() < 0.05 * np.abs(fp32.values).max()
 
 
+def test_ray_fit_records_the_precision_resolved_on_the_workers(
+    ray_fit: Any, local_fit: Any, cluster: Any
+) -> None:
+    import ray
+
+    recorded = ray_fit[0].metadata.training["precision"]
+    assert (recorded["requested"], recorded["effective"]) == ("fp32", "fp32")
+    assert recorded["reason"].startswith("resolved on the Ray workers (probed on node ")
+    probed = recorded["reason"].split("node ", 1)[1].split(")", 1)[0]
+    assert any(n["NodeID"].startswith(probed) for n in ray.nodes() if n["Alive"])
+    assert ray_fit[0].metadata.precision == "fp32"
+    assert "Ray" not in local_fit[0].metadata.training["precision"]["reason"]
+
+
+def test_ray_fit_auto_computes_and_records_features_in_the_workers_precision(
+    cluster: Any, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelstore.runtime as runtime
+    from modelstore.runtime import PrecisionUnavailableError
+
+    try:  # the workers are this box's CPU: auto gives bf16 there only with bf16 units
+        runtime.resolve_precision("bf16", None, runtime.cpu_flags())
+    except PrecisionUnavailableError as exc:
+        pytest.skip(f"this CPU has no bf16 units: {exc}")
+    # A driver without bf16 units (this process only; Ray's workers read the real flags).
+    monkeypatch.setattr(runtime, "cpu_flags", lambda *args: set())
+    result = fit_tiny(data, tmp_path, **{**RAY, "precision": "auto"})
+    current = runtime.current_runtime()
+    assert current is not None and current.precision.effective == "fp32"  # the driver's
+    recorded = result.metadata.training["precision"]
+    assert (recorded["requested"], recorded["effective"]) == ("auto", "bf16")
+    assert recorded["reason"].startswith("resolved on the Ray workers")
+    assert result.metadata.precision == "bf16"
+    (key,) = (tmp_path / "c").glob("*/key.json")
+    assert json.loads(key.read_text())["parts"]["precision"] == "bf16"
+    assert result.images_through_base == 36  # computed by the actors, in bf16
+
+
+def test_ray_engine_precision_is_what_a_worker_resolves_not_the_driver(cluster: Any) -> None:
+    from modelstore.runtime import Precision, cpu_flags, resolve_precision
+    from training.ray_engine import RayFeatureEngine
+
+    engine = RayFeatureEngine(actors=2, batch_size=4, progress=False)
+    # A driver answer no CPU worker gives under auto: the engine must not pass it on.
+    driver = Precision("auto", "fp16", "a GPU driver (test)")
+    got = engine.feature_precision("auto", driver)
+    # The workers are this box's processes: same CPU, no GPU.
+    assert got.effective == resolve_precision("auto", None, cpu_flags()).effective
+    assert got.requested == "auto"
+    assert got.reason.startswith("resolved on the Ray workers")
+    assert engine.feature_precision("auto", driver) is got  # one probe per engine and request
+
+
+def test_ray_fit_with_a_precision_the_workers_cannot_run_fails_before_any_work(
+    cluster: Any, data: Path, tmp_path: Path
+) -> None:
+    from modelstore.runtime import PrecisionUnavailableError
+
+    # fp16 needs a GPU: neither this driver nor the CPU workers have one. The driver
+    # falls back to fp32 for the head; the workers' probe must refuse.
+    with pytest.raises(PrecisionUnavailableError) as caught:
+        fit_tiny(data, tmp_path, **{**RAY, "precision": "fp16"})
+    message = str(caught.value)
+    assert "fp16 cannot run on the Ray workers' hardware (no GPU)" in message
+    assert "they can run fp32" in message
+    assert not list((tmp_path / "c").rglob("*.npy"))  # no feature computed
+    assert not (tmp_path / "models").exists()
+
+
+def test_worker_precision_gpu_workers_get_fp16_under_auto_whatever_the_cpu() -> None:
+    from training.ray_engine import worker_precision
+
+    # The CPU flags of this box (AVX512-BF16): a driver here resolves auto to bf16.
+    got = worker_precision("auto", (8, 0), {"avx512f", "avx512_bf16"})
+    assert (got.requested, got.effective) == ("auto", "fp16")
+    assert worker_precision("auto", (6, 1), {"avx512_bf16"}).effective == "fp32"
+    assert worker_precision("auto", None, {"avx512_bf16"}).effective == "bf16"
+
+
+def test_worker_precision_explicit_unsupported_names_the_workers_and_what_they_run() -> None:
+    from modelstore.runtime import PrecisionUnavailableError
+    from training.ray_engine import worker_precision
+
+    with pytest.raises(PrecisionUnavailableError) as old_gpu:
+        worker_precision("fp16", (6, 1), {"avx512_bf16"})
+    assert "Ray workers' hardware (a GPU of compute capability 6.1)" in str(old_gpu.value)
+    assert "they can run fp32 [" in str(old_gpu.value)
+    with pytest.raises(PrecisionUnavailableError) as bf16_on_gpu:
+        worker_precision("bf16", (8, 0), {"avx512_bf16"})
+    assert "they can run fp32 or fp16 [" in str(bf16_on_gpu.value)
+
+
 def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
     cluster: Any, tmp_path: Path
 ) -> None:
