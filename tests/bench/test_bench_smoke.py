@@ -6,6 +6,7 @@ that the benchmark still starts both servers, loads them and writes its report.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -64,3 +65,42 @@ def test_accuracy_test_split_is_fixed_stratified_and_never_the_search_data(tmp_p
     assert 0.82 < low < 0.9 < high < 0.95
     assert wilson(900, 1000)[1] - wilson(900, 1000)[0] < high - low
     assert wilson(10, 10)[1] == 1.0
+
+
+def test_precision_candidates_smoke_compares_each_with_fp32(tmp_path: Path) -> None:
+    out = tmp_path / "candidates.json"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    candidates = "tf_fp32,tf_amp_bf16,keras_bf16_policy,openvino_bf16"
+    command = ["-m", "bench.precision_candidates", "--smoke", "--candidates", candidates]
+    proc = subprocess.run(
+        [sys.executable, *command, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert list(results) == candidates.split(",")
+    measured = ["tf_fp32", "tf_amp_bf16", "keras_bf16_policy"] if BF16 else ["tf_fp32"]
+    for name in measured:
+        assert list(results[name]["images_per_s"]) == ["1", "4"]
+        assert all(v > 0 for v in results[name]["images_per_s"].values())
+        assert report["best_over_tf_fp32"][name] > 0
+    assert results["tf_fp32"]["vs_tf_fp32"] == {
+        "max_abs_probability_diff": 0.0,
+        "top1_agreement": 1.0,
+    }
+    for name in measured[1:]:
+        # The same function in bf16: probabilities within a few hundredths of fp32's.
+        assert results[name]["vs_tf_fp32"]["max_abs_probability_diff"] < 0.05
+    # OpenVINO is optional: measured where installed, else skipped with the reason.
+    openvino = results["openvino_bf16"]
+    if not BF16:
+        assert "no bf16 units" in openvino["skipped"]
+    elif importlib.util.find_spec("openvino") is None:
+        assert "pip install openvino" in openvino["skipped"]
+    else:
+        assert openvino["vs_tf_fp32"]["max_abs_probability_diff"] < 0.05

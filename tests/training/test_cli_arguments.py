@@ -159,10 +159,10 @@ def test_cli_fit_lists_unreadable_files_once(demo_copy: Path, tmp_path: Path) ->
     # The CLI's log handler writes warnings to stderr too: the listing used to appear twice.
     (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VGGSVC_FEATURE_CACHE_DIR": str(tmp_path / "c")}
+    flags = ["--data", str(demo_copy), "--name", "m", "--models-dir", str(tmp_path / "models")]
+    flags += ["--base-weights", "none", "--quiet", "--image-size", "32", "--epochs", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "training", "fit", "--data", str(demo_copy), "--name", "m"]
-        + ["--models-dir", str(tmp_path / "models"), "--base-weights", "none", "--quiet"]
-        + ["--image-size", "32", "--epochs", "1", "--precision", "fp32"],
+        [sys.executable, "-m", "training", "fit", *flags, "--precision", "fp32"],
         cwd=ROOT,
         env=env,
         capture_output=True,
