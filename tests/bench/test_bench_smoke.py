@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from modelstore.runtime import cpu_flags
 
@@ -19,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BF16 = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
-def test_serving_benchmark_smoke_writes_report(tmp_path: Path) -> None:
-    out = tmp_path / "serving.json"
+def run_smoke(module: str, out: Path, *flags: str) -> dict[str, Any]:
+    """`python -m MODULE --smoke --out OUT FLAGS`; its JSON report."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.serving", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", module, "--smoke", "--out", str(out), *flags],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -31,7 +32,11 @@ def test_serving_benchmark_smoke_writes_report(tmp_path: Path) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = json.loads(out.read_text())
+    return dict(json.loads(out.read_text()))
+
+
+def test_serving_benchmark_smoke_writes_report(tmp_path: Path) -> None:
+    report = run_smoke("bench.serving", tmp_path / "serving.json")
     # bf16 is measured where the CPU has bf16 units (this project's machines do).
     precisions = ["fp32", "bf16"] if BF16 else ["fp32"]
     assert list(report["skipped_precisions"]) == ([] if BF16 else ["bf16"])
@@ -68,20 +73,9 @@ def test_accuracy_test_split_is_fixed_stratified_and_never_the_search_data(tmp_p
 
 
 def test_precision_candidates_smoke_compares_each_with_fp32(tmp_path: Path) -> None:
-    out = tmp_path / "candidates.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     candidates = "tf_fp32,tf_amp_bf16,keras_bf16_policy,openvino_bf16"
-    command = ["-m", "bench.precision_candidates", "--smoke", "--candidates", candidates]
-    proc = subprocess.run(
-        [sys.executable, *command, "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = json.loads(out.read_text())
+    out = tmp_path / "candidates.json"
+    report = run_smoke("bench.precision_candidates", out, "--candidates", candidates)
     results = report["results"]
     assert list(results) == candidates.split(",")
     measured = ["tf_fp32", "tf_amp_bf16", "keras_bf16_policy"] if BF16 else ["tf_fp32"]
