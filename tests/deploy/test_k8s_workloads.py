@@ -4,9 +4,11 @@ and GPU overlays render them: probes, shutdown timing, security, scaling, the ga
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from service.settings import Settings
 from tests.deploy.k8s_manifests import (
+    K8S,
     api_container,
     containers,
     http_probes,
@@ -152,3 +154,30 @@ def test_k8s_cpu_overlay_asks_for_no_gpu_and_runs_the_cpu_image() -> None:
     for container in (api_container(docs), retrain_container(docs)):
         assert "nvidia.com/gpu" not in container.spec["resources"].get("limits", {})
         assert container.spec["image"].endswith(":cpu"), container.where
+
+
+def _gauges() -> set[str]:
+    from service.telemetry import Metrics
+
+    return {m.name for m in Metrics().registry.collect() if m.type == "gauge"}
+
+
+def test_k8s_gpu_hpa_scales_on_the_batch_queue_that_the_adapter_serves() -> None:
+    # CPU utilisation stays low on GPU pods, so a CPU target would never scale them out.
+    docs = render("overlays/gpu")
+    (metric,) = one(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert metric["type"] == "Pods"
+    name, target = metric["pods"]["metric"]["name"], metric["pods"]["target"]
+    assert name in _gauges(), f"{name} is not a gauge the service exports"
+    # One full GPU batch waiting per pod, as the overlay configures the batcher.
+    assert target["type"] == "AverageValue"
+    assert target["averageValue"] == api_container(docs).env["VGGSVC_MAX_BATCH_SIZE"]
+    values = yaml.safe_load((K8S / "overlays/gpu/prometheus-adapter-values.yaml").read_text())
+    (rule,) = values["rules"]["custom"]
+    assert rule["name"]["as"] == name and rule["seriesQuery"].startswith(name + "{")
+    assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
+
+
+def test_k8s_cpu_hpa_scales_on_cpu_utilisation() -> None:
+    (metric,) = one(render("overlays/cpu"), "HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert (metric["type"], metric["resource"]["name"]) == ("Resource", "cpu")
