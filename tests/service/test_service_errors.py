@@ -379,3 +379,34 @@ def test_error_tensorflow_out_of_memory_is_503_with_retry_after(
     assert_error(failed, 503, "out of memory", "retry")
     assert failed.headers["Retry-After"] == "5"
     assert later.status_code == 200 and len(calls) == 2
+
+
+def test_error_out_of_memory_while_buffering_the_body_is_503_and_counted_as_such(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The body cap joins up to max_request_bytes into one buffer before any route runs:
+    # a MemoryError there must get the same JSON 503, and the metrics must count a 503.
+    from service.middleware import BodyLimitMiddleware
+
+    real = BodyLimitMiddleware.__call__
+    failures = [MemoryError()]
+
+    async def short_of_memory(
+        self: BodyLimitMiddleware, scope: Any, receive: Any, send: Any
+    ) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and failures:
+            raise failures.pop()
+        await real(self, scope, receive, send)
+
+    monkeypatch.setattr(BodyLimitMiddleware, "__call__", short_of_memory)
+    with TestClient(
+        create_app(make_settings(fresh_dir)), raise_server_exceptions=False
+    ) as test_client:
+        failed = test_client.post("/predict", content=png)
+        later = test_client.post("/predict", content=png)
+        metrics = test_client.get("/metrics").text
+    assert_error(failed, 503, "out of memory", "retry")
+    assert failed.headers["Retry-After"] == "5"
+    assert later.status_code == 200
+    # Refused before routing, like the body cap's 413: no route to label it with.
+    assert 'vggsvc_requests_total{endpoint="unmatched",model="",status="503"} 1.0' in metrics
