@@ -57,9 +57,21 @@ class PublishedModel:
         return self.metadata.image_size
 
     def predict(self, pictures: np.ndarray) -> np.ndarray:
-        """uint8 `[n, s, s, 3]` -> float32 probabilities `[n, num_classes]`."""
-        with tf.device(self.device):
-            out = self._fn(**{INPUT_NAME: tf.constant(pictures, dtype=tf.uint8)})[OUTPUT_NAME]
+        """uint8 `[n, s, s, 3]` -> float32 probabilities `[n, num_classes]`.
+
+        Raises MemoryError when TensorFlow runs out of memory for the call.
+        """
+        try:
+            with tf.device(self.device):
+                out = self._fn(**{INPUT_NAME: tf.constant(pictures, dtype=tf.uint8)})[OUTPUT_NAME]
+        except tf.errors.ResourceExhaustedError as exc:
+            # TensorFlow's allocators (GPU and CPU) say "out of memory" this way. Python's
+            # name for it lets callers that never import TensorFlow tell it from a failing
+            # model: the service answers 503 + Retry-After, as for any MemoryError.
+            raise MemoryError(
+                f"TensorFlow ran out of memory running a batch of {len(pictures)} on "
+                f"{self.device}: {exc.message}"
+            ) from exc
         return np.asarray(out.numpy(), dtype=np.float32)
 
     @property

@@ -88,7 +88,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     warn_unknown_variables(os.environ)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -97,6 +97,18 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
             lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
         print("error: invalid settings:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from exc
+    # uvicorn would only import them once the models are loaded, and then stop with a
+    # traceback: an implementation asked for by name must be there before anything starts.
+    missing = missing_implementations(settings.http, settings.loop)
+    if missing:
+        lines = [
+            f"  {_setting_names(field)}: {module} is not installed: pip install {module}, "
+            f"or use auto or {fallback} (got {module!r})"
+            for field, module, fallback in missing
+        ]
+        print("error: invalid settings:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2)
+    return settings
 
 
 class Server(uvicorn.Server):
@@ -145,17 +157,27 @@ class Server(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def server_implementations(http: str, loop: str) -> tuple[str, str]:
     """What uvicorn will use for `auto`: the C implementations when they are installed."""
-
-    def installed(module: str) -> bool:
-        return importlib.util.find_spec(module) is not None
-
     if http == "auto":
-        http = "httptools" if installed("httptools") else "h11"
+        http = "httptools" if _installed("httptools") else "h11"
     if loop == "auto":
-        loop = "uvloop" if installed("uvloop") else "asyncio"
+        loop = "uvloop" if _installed("uvloop") else "asyncio"
     return http, loop
+
+
+def missing_implementations(http: str, loop: str) -> list[tuple[str, str, str]]:
+    """`(setting, module, fallback)` for each C implementation asked for but not installed."""
+    asked = (("http", http, "httptools", "h11"), ("loop", loop, "uvloop", "asyncio"))
+    return [
+        (field, module, fallback)
+        for field, value, module, fallback in asked
+        if value == module and not _installed(module)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

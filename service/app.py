@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from modelstore.runtime import Runtime, configure_runtime
-from service.http_errors import install_error_handlers
+from service.http_errors import UnexpectedErrorMiddleware, install_error_handlers
 from service.middleware import BodyLimitMiddleware, DrainMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
 from service.predictor import Predictor
@@ -103,9 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     # Last added runs first: metrics see every answer, including the 413 of the body cap
-    # and the drain gate's 503.
+    # and the drain gate's 503. The error middleware wraps the body cap too: buffering a
+    # body of up to max_request_bytes is where a MemoryError is likeliest (503, not a
+    # plain-text 500 from Starlette).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(DrainMiddleware, drain=state.drain)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
         MetricsMiddleware,
         metrics=state.metrics,

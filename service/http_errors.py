@@ -50,9 +50,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # Query/path parameters of the wrong type are malformed requests (400).
         return error_response(400, _validation_message(exc))
 
-    # Not `@app.exception_handler(Exception)`: Starlette answers with that handler and then
-    # re-raises, so uvicorn logged every traceback a second time and dropped the connection.
-    app.add_middleware(UnexpectedErrorMiddleware)
+    # Anything else: `UnexpectedErrorMiddleware`, which `create_app` places around every
+    # middleware that can fail but metrics. Not `@app.exception_handler(Exception)`:
+    # Starlette answers with that handler and then re-raises, so uvicorn logged every
+    # traceback a second time and dropped the connection.
 
 
 class UnexpectedErrorMiddleware:

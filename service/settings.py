@@ -90,13 +90,13 @@ class Settings(BaseSettings):
     )
     http: Literal["auto", "httptools", "h11"] = Field(
         "auto",
-        description="uvicorn's HTTP/1.1 parser: httptools (C, installed with the product on "
-        "Linux and macOS) or h11 (pure Python); auto = httptools when installed",
+        description="uvicorn's HTTP/1.1 parser: httptools (C; not a dependency: pip install "
+        "httptools) or h11 (pure Python); auto = httptools when installed",
     )
     loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto",
-        description="the event loop: uvloop (installed with the product on Linux and macOS) "
-        "or the standard asyncio loop; auto = uvloop when installed",
+        description="the event loop: uvloop (not a dependency: pip install uvloop) or the "
+        "standard asyncio loop; auto = uvloop when installed",
     )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
     log_format: Literal["text", "json"] = Field(

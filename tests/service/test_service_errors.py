@@ -51,6 +51,7 @@ class ModelCalls:
     watch: bool = False  # record every call's pictures in `batches`
     hold: bool = False  # block until `release` is set
     fail: bool = False  # raise, like a model that fails at run time
+    error: BaseException | None = None  # raise this instead of answering (while set)
     entered: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     batches: list[list[bytes]] = field(default_factory=list)  # each picture's bytes
@@ -67,6 +68,8 @@ def model_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelCalls]:
             calls.batches.append([picture.tobytes() for picture in pictures])
         if calls.fail:
             raise RuntimeError("the model call failed")
+        if calls.error is not None:
+            raise calls.error
         if calls.hold:
             calls.entered.set()
             calls.release.wait(60)
@@ -334,3 +337,76 @@ def test_error_out_of_memory_is_503_with_retry_after_and_later_requests_succeed(
     assert_error(failed, 503, "out of memory", "retry")
     assert failed.headers["Retry-After"] == "5"
     assert later.status_code == 200 and later.json()["predictions"]
+
+
+def test_error_out_of_memory_in_the_model_call_is_503_through_the_batcher(
+    fresh_dir: Path, png: bytes, model_calls: ModelCalls
+) -> None:
+    # The batcher's worker thread hands the MemoryError to the request's future: it must
+    # reach the error middleware as itself, not as some other error (500).
+    with TestClient(create_app(make_settings(fresh_dir))) as test_client:
+        model_calls.watch, model_calls.error = True, MemoryError()
+        failed = test_client.post("/predict", content=png)
+        model_calls.error = None
+        later = test_client.post("/predict", content=png)
+    assert model_calls.batches  # the model call did fail
+    assert_error(failed, 503, "out of memory", "retry")
+    assert failed.headers["Retry-After"] == "5"
+    assert later.status_code == 200
+
+
+def test_error_tensorflow_out_of_memory_is_503_with_retry_after(
+    fresh_dir: Path, png: bytes
+) -> None:
+    # TensorFlow's allocators (GPU, and CPU too) report running out of memory as
+    # ResourceExhaustedError, never MemoryError: the model call's real out-of-memory.
+    import tensorflow as tf
+
+    app = create_app(make_settings(fresh_dir))
+    with TestClient(app) as test_client:
+        model = app.state.service.repository.get("car_truck").model
+        real, calls = model._fn, []
+
+        def exhausted(**inputs: Any) -> Any:
+            calls.append(inputs)
+            if len(calls) == 1:
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+            return real(**inputs)
+
+        model._fn = exhausted
+        failed = test_client.post("/predict", content=png)
+        later = test_client.post("/predict", content=png)
+    assert_error(failed, 503, "out of memory", "retry")
+    assert failed.headers["Retry-After"] == "5"
+    assert later.status_code == 200 and len(calls) == 2
+
+
+def test_error_out_of_memory_while_buffering_the_body_is_503_and_counted_as_such(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The body cap joins up to max_request_bytes into one buffer before any route runs:
+    # a MemoryError there must get the same JSON 503, and the metrics must count a 503.
+    from service.middleware import BodyLimitMiddleware
+
+    real = BodyLimitMiddleware.__call__
+    failures = [MemoryError()]
+
+    async def short_of_memory(
+        self: BodyLimitMiddleware, scope: Any, receive: Any, send: Any
+    ) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and failures:
+            raise failures.pop()
+        await real(self, scope, receive, send)
+
+    monkeypatch.setattr(BodyLimitMiddleware, "__call__", short_of_memory)
+    with TestClient(
+        create_app(make_settings(fresh_dir)), raise_server_exceptions=False
+    ) as test_client:
+        failed = test_client.post("/predict", content=png)
+        later = test_client.post("/predict", content=png)
+        metrics = test_client.get("/metrics").text
+    assert_error(failed, 503, "out of memory", "retry")
+    assert failed.headers["Retry-After"] == "5"
+    assert later.status_code == 200
+    # Refused before routing, like the body cap's 413: no route to label it with.
+    assert 'vggsvc_requests_total{endpoint="unmatched",model="",status="503"} 1.0' in metrics

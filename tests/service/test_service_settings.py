@@ -145,3 +145,37 @@ def test_settings_http_and_loop_auto_pick_the_c_implementations_only_when_instal
     with pytest.raises(SystemExit) as stopped:
         parse_settings(["--loop", "trio"])
     assert stopped.value.code == 2
+
+
+def test_settings_http_or_loop_named_but_not_installed_exits_2_before_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # uvicorn imports them only after the models are loaded, and then dies with a traceback.
+    installed: set[str] = set()
+    monkeypatch.setattr(
+        service_main.importlib.util,
+        "find_spec",
+        lambda name: object() if name in installed else None,
+    )
+    with pytest.raises(SystemExit) as stopped:
+        parse_settings(["--http", "httptools", "--loop", "uvloop"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "VGGSVC_HTTP / --http: httptools is not installed: pip install httptools" in err
+    assert "VGGSVC_LOOP / --loop: uvloop is not installed: pip install uvloop" in err
+    assert (parse_settings(["--http", "auto"]).http, parse_settings([]).loop) == ("auto", "auto")
+    installed.update({"httptools", "uvloop"})
+    settings = parse_settings(["--http", "httptools", "--loop", "uvloop"])
+    assert (settings.http, settings.loop) == ("httptools", "uvloop")
+
+
+def test_settings_http_and_loop_say_truly_whether_their_c_modules_are_dependencies() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = " ".join(project["dependencies"]).replace(" ", "")
+    for field, module in (("http", "httptools"), ("loop", "uvloop")):
+        declared = module in deps or "uvicorn[standard]" in deps
+        description = Settings.model_fields[field].description or ""
+        assert ("not a dependency" in description) == (not declared), description
+        assert ("installed with the product" in description) == declared, description
