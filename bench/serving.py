@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -194,17 +195,22 @@ def main() -> None:
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
 
+    implementations: dict[str, str] = {}
+
     def bench_server(label: str, cmd: list[str], server_env: dict[str, str]) -> list[dict]:
         """Start one server on a free port, load it at every level, stop it."""
         port = free_port()
         print(f"{label}:", flush=True)
+        log = work / f"{label}.log"
         with server(
-            [*cmd, "--host", "127.0.0.1", "--port", str(port)],
-            server_env,
-            port,
-            work / f"{label}.log",
+            [*cmd, "--host", "127.0.0.1", "--port", str(port)], server_env, port, log
         ) as pid:
-            return measure(f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for)
+            rows = measure(f"http://127.0.0.1:{port}/predict", pid, image, levels, requests_for)
+        # Our service logs what uvicorn really runs ("http: h11, event loop: asyncio").
+        found = re.search(r"http: (\w+), event loop: (\w+)", log.read_text(errors="replace"))
+        if found:
+            implementations[label] = f"http {found[1]}, loop {found[2]}"
+        return rows
 
     results: dict[str, list[dict]] = {}
     ours_env = dict(env, VGGSVC_MODELS_DIR=str(work / "models"), VGGSVC_DEFAULT_MODEL="car_truck")
@@ -230,6 +236,7 @@ def main() -> None:
         "request_image": "640x480 JPEG (a CIFAR car photo upscaled, or generated)",
         "server_flags": args.server_flag,
         "variants": args.variant,
+        "server_implementations": implementations,
         "ceiling_images_per_s_by_batch": ceilings,
         "skipped_precisions": skipped,
         "results": results,

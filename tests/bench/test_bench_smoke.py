@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelstore.runtime import cpu_flags
+from service.__main__ import server_implementations
 
 ROOT = Path(__file__).resolve().parents[2]
 BF16 = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
@@ -48,6 +49,11 @@ def test_serving_benchmark_smoke_writes_report(tmp_path: Path) -> None:
             assert row["ok"] == row["requests"] > 0
             assert row["throughput_rps"] > 0
             assert row["server_rss_mb"] > 0
+    # What uvicorn really ran, from each of our servers' start-up line (not the naive app's).
+    http, loop = server_implementations("auto", "auto")
+    assert report["server_implementations"] == {
+        f"ours_{p}": f"http {http}, loop {loop}" for p in precisions
+    }
     for precision in precisions:
         assert all(v > 0 for v in report["ceiling_images_per_s_by_batch"][precision].values())
         assert report["summary"][f"ours_{precision}_c4_over_ceiling"] > 0
