@@ -127,15 +127,21 @@ def test_settings_help_lists_every_field_with_description_and_default() -> None:
     assert "--admin-key" not in text and "VGGSVC_ADMIN_KEY" not in text
 
 
-def test_settings_http_and_loop_auto_pick_the_c_implementations_only_when_installed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    installed: set[str] = set()
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The modules `find_spec` finds, as far as service.__main__ asks: none until added."""
+    modules: set[str] = set()
     monkeypatch.setattr(
         service_main.importlib.util,
         "find_spec",
-        lambda name: object() if name in installed else None,
+        lambda name: object() if name in modules else None,
     )
+    return modules
+
+
+def test_settings_http_and_loop_auto_pick_the_c_implementations_only_when_installed(
+    installed: set[str],
+) -> None:
     assert server_implementations("auto", "auto") == ("h11", "asyncio")
     installed.update({"httptools", "uvloop"})
     assert server_implementations("auto", "auto") == ("httptools", "uvloop")
@@ -148,15 +154,9 @@ def test_settings_http_and_loop_auto_pick_the_c_implementations_only_when_instal
 
 
 def test_settings_http_or_loop_named_but_not_installed_exits_2_before_start(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    installed: set[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # uvicorn imports them only after the models are loaded, and then dies with a traceback.
-    installed: set[str] = set()
-    monkeypatch.setattr(
-        service_main.importlib.util,
-        "find_spec",
-        lambda name: object() if name in installed else None,
-    )
     with pytest.raises(SystemExit) as stopped:
         parse_settings(["--http", "httptools", "--loop", "uvloop"])
     assert stopped.value.code == 2
