@@ -59,13 +59,14 @@ NEEDS_BF16 = {"tf_amp_bf16", "keras_bf16_policy", "xla_bf16_policy", "openvino_b
 PROBE_IMAGES = 64
 
 
-def build_keras_classifier(image_size: int, seed: int = 0) -> Any:
-    """The benchmark's classifier as a Keras model (under whatever policy is set)."""
+def build_keras_classifier(image_size: int, seed: int = 0) -> tuple[Any, Any]:
+    """The benchmark's classifier as a Keras model (under whatever policy is set), and
+    the base weights' record."""
     from training.model import build_base, build_classifier, build_head
 
-    base, _ = build_base("none", image_size, seed=seed)
+    base, weights = build_base("none", image_size, seed=seed)
     head = build_head(base.output_shape[1:], 2, kind="flatten", width=256, dropout=0.0)
-    return build_classifier(base, head, image_size)
+    return build_classifier(base, head, image_size), weights
 
 
 def prepare(work: Path, image_size: int, photos: Path | None) -> dict[str, Any]:
@@ -74,11 +75,9 @@ def prepare(work: Path, image_size: int, photos: Path | None) -> dict[str, Any]:
 
     import_tensorflow(False)
     from training.export import publish_classifier
-    from training.model import build_base
 
-    model = build_keras_classifier(image_size)
+    model, weights = build_keras_classifier(image_size)
     model.save_weights(work / "classifier.weights.h5")
-    _, weights = build_base("none", image_size, seed=0)
     draft = publish_classifier(
         model, work / "models", "car_truck", ["car", "truck"], image_size, weights.to_dict()
     )
@@ -128,7 +127,7 @@ def candidate_function(name: str, work: Path, image_size: int) -> Callable[[np.n
 
     if name.endswith("bf16_policy"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_keras_classifier(image_size)
+    model, _ = build_keras_classifier(image_size)
     model.load_weights(work / "classifier.weights.h5")
     call = tf.function(
         lambda x: tf.cast(model(x, training=False), tf.float32),
@@ -243,7 +242,7 @@ def _child(name: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "--image-size",
         str(args.image_size),
         "--batches",
-        ",".join(str(b) for b in [int(b) for b in args.batches.split(",")]),
+        args.batches,
         "--seconds",
         str(args.seconds),
     ]
