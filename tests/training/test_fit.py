@@ -196,3 +196,19 @@ def test_fit_unknown_base_layer_is_error(demo_dir: Path, tmp_path: Path) -> None
             progress=False,
             **TINY,
         )
+
+
+def test_head_probabilities_scores_every_row_in_order_across_batches() -> None:
+    # The validation scores behind every published metric: each row's own
+    # probabilities, in order, whatever the batch boundaries (10 rows, batches of 4).
+    from training.fit import head_probabilities
+    from training.model import build_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 2, 2, 3)).astype(np.float32)
+    head = build_head((2, 2, 3), 3, kind="flatten", width=8, dropout=0.5, adapt_to=x)
+    probs = head_probabilities(head, x, batch=4)
+    one_by_one = np.concatenate([np.asarray(head(x[i : i + 1], training=False)) for i in range(10)])
+    assert probs.shape == (10, 3)
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-6)
+    assert head_probabilities(head, x[:0]).shape == (0, 3)
