@@ -19,8 +19,9 @@ The protocol (`../shared/data/cifar10-car-truck`: train 821, valid 204 photos):
    the real CLI and *only* `--data`, `--name` and `--base-weights hed`, then
    the published version is evaluated on the test split, with a 95 % Wilson
    interval; the synthetic demo data is scored on a second, unseen demo set.
-4. `retrain` (`--repeats` times, median ratios): a cold fit on 90 % of the training view, then 10 % more images
-   and a warm-started fit (`--warm-start`), wall time and test accuracy of both.
+4. `retrain` (`--repeats` times, median ratios): a cold fit on 90 % of the
+   training view, then 10 % more images and a warm-started fit (`--warm-start`),
+   wall time and test accuracy of both.
 """
 
 from __future__ import annotations
