@@ -115,9 +115,25 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
 
 
 WARM_EPOCHS = 10  # a warm-started head needs few epochs: it starts near its optimum
-WARM_PATIENCE = 2
+# Its best epoch is almost always the first: a second one only confirms it (patience 2
+# gave the same heads on real photos, one epoch later).
+WARM_PATIENCE = 1
 # ... and larger steps: a quarter of the optimizer steps per epoch, and of their overhead.
 WARM_BATCH_SIZE = 128
+# ... and smaller ones: a fresh Adam moves every weight by about the learning rate in its
+# first steps, which throws a converged head off its optimum. 0.3x kept the cold head's
+# validation accuracy on real photos (3 seeds: 0.904 vs 0.896 at 1x, 0.900 at 0.1x).
+WARM_LEARNING_RATE_FACTOR = 0.3
+
+
+def warm_schedule(cfg: FitConfig) -> dict[str, Any]:
+    """Epochs, patience, batch size and learning rate of a warm-started head."""
+    return {
+        "max_epochs": min(cfg.epochs, WARM_EPOCHS),
+        "patience": min(cfg.patience, WARM_PATIENCE),
+        "batch_size": max(cfg.batch_size, WARM_BATCH_SIZE),
+        "learning_rate": cfg.learning_rate * WARM_LEARNING_RATE_FACTOR,
+    }
 
 
 def train_head(
@@ -132,22 +148,24 @@ def train_head(
     """Fit a head on features; early stopping restores the best validation loss.
 
     `start_from`: a previous version's head (same labels and features) to continue
-    from, with at most WARM_EPOCHS epochs, patience WARM_PATIENCE and batches of at
-    least WARM_BATCH_SIZE; its feature normalisation is kept, so its weights keep
-    their meaning. Otherwise a fresh head.
+    from on `warm_schedule(cfg)` (few epochs, large batches, a smaller learning rate);
+    its feature normalisation is kept, so its weights keep their meaning. Otherwise a
+    fresh head.
     """
     keras.utils.set_random_seed(cfg.seed)
     epochs, patience, batch_size = cfg.epochs, cfg.patience, cfg.batch_size
+    learning_rate = cfg.learning_rate
     if start_from is not None:
         head = start_from
-        epochs, patience = min(epochs, WARM_EPOCHS), min(patience, WARM_PATIENCE)
-        batch_size = max(batch_size, WARM_BATCH_SIZE)
+        warm = warm_schedule(cfg)
+        epochs, patience = warm["max_epochs"], warm["patience"]
+        batch_size, learning_rate = warm["batch_size"], warm["learning_rate"]
     else:
         head = build_head(
             x.shape[1:], n, kind=cfg.head, width=int(cfg.width), dropout=cfg.dropout, adapt_to=x
         )
     head.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # Several small steps per call: on tiny feature batches the per-step Python
@@ -301,6 +319,8 @@ def fit(
         else (None, {"used": False, "reason": "off"})
     )
     head, history = train_head(cfg, x, y, xv, yv, len(data.classes), start_from=warm)
+    if warm is not None:
+        warm_record["schedule"] = warm_schedule(cfg)
     probs = head_probabilities(head, xv)
     if flip_tta and feats["valid"].flipped is not None:
         probs = (probs + head_probabilities(head, feats["valid"].flipped)) / 2

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from imaging import load_image
 from modelstore.metadata import read_metadata
-from tests.training.conftest import SIZE, fit_tiny
+from tests.training.conftest import SIZE, TINY, fit_tiny
 from training.cli import parse_args
 from training.config import FitConfig
 from training.defaults import PROFILES, resolve_auto
@@ -130,8 +130,20 @@ def test_warm_start_continues_from_the_latest_head(demo_dir: Path, tmp_path: Pat
     ]
     np.testing.assert_allclose(answers[0], answers[1], atol=1e-5)
     training = read_metadata(second.path).training or {}
-    assert training["warm_start"] == {"used": True, "from_version": 1}
+    assert training["warm_start"] == {
+        "used": True,
+        "from_version": 1,
+        "schedule": {
+            "max_epochs": min(TINY["epochs"], WARM_EPOCHS),
+            "patience": 1,
+            "batch_size": 128,
+            "learning_rate": pytest.approx(0.3e-12, rel=1e-6, abs=0),
+        },
+    }
     assert training["epochs_run"] <= WARM_EPOCHS
+    # The recorded schedule is the one the head was trained with.
+    optimizer = second.model.get_layer("head").optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(0.3e-12, rel=1e-4, abs=0)
     # A cold head with the same tiny learning rate starts elsewhere: different answers.
     cold = fit_tiny(demo_dir, tmp_path, flip_augment=False, learning_rate=1e-12, seed=5)
     cold_answers = (
