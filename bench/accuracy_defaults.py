@@ -101,9 +101,10 @@ def _maps(size: int, paths: list[Path], layers: tuple[str, ...] = MAPS) -> dict[
     for flip in (False, True):
         for i in range(0, len(pictures), 64):
             batch = pictures[i : i + 64]
-            for name, value in zip(
-                layers, model.predict_on_batch(batch[:, :, ::-1] if flip else batch), strict=True
-            ):
+            values = model.predict_on_batch(batch[:, :, ::-1] if flip else batch)
+            if len(layers) == 1:  # a one-output model answers the array, not a list
+                values = [values]
+            for name, value in zip(layers, values, strict=True):
                 out.setdefault(name + ("_flip" if flip else ""), []).append(
                     np.asarray(value, np.float32)
                 )
