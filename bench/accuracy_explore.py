@@ -308,6 +308,24 @@ CANDIDATES = [
         {**DEFAULT_HEAD, "mixup": 0.4},
     ),
     Candidate(
+        "default_mixup10",
+        "defaults trained with mixup in feature space (Beta(1, 1))",
+        block4(96),
+        {**DEFAULT_HEAD, "mixup": 1.0},
+    ),
+    Candidate(
+        "default_soft_control",
+        "defaults through _train_soft with neither mixup nor smoothing (the loop's control)",
+        block4(96),
+        {**DEFAULT_HEAD, "soft_loop": True},
+    ),
+    Candidate(
+        "default_smooth02",
+        "defaults trained with label smoothing 0.2",
+        block4(96),
+        {**DEFAULT_HEAD, "label_smoothing": 0.2},
+    ),
+    Candidate(
         "default_smooth01",
         "defaults trained with label smoothing 0.1",
         block4(96),
@@ -373,7 +391,7 @@ def _fit_predict(
         seed=seed,
     )
     with contextlib.redirect_stderr(io.StringIO()):  # one line per epoch otherwise
-        if head.get("mixup") or head.get("label_smoothing"):
+        if head.get("mixup") or head.get("label_smoothing") or head.get("soft_loop"):
             model, history = _train_soft(cfg, head, xs, ys, x[stop], y[stop])
         else:
             model, history = train_head(cfg, xs, ys, x[stop], y[stop], 2)
