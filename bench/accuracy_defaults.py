@@ -82,8 +82,9 @@ def _machine() -> str:
 # --- search -----------------------------------------------------------------------------
 
 
-def _maps(size: int, paths: list[Path]) -> dict[str, np.ndarray]:
-    """block3..5 pool outputs of the hed base for `paths` and their mirror images."""
+def _maps(size: int, paths: list[Path], layers: tuple[str, ...] = MAPS) -> dict[str, np.ndarray]:
+    """`layers` outputs (default block3..5 pool) of the hed base for `paths` and their
+    mirror images (keys NAME and NAME_flip)."""
     from modelstore.runtime import configure_runtime
 
     configure_runtime("auto")
@@ -94,16 +95,17 @@ def _maps(size: int, paths: list[Path]) -> dict[str, np.ndarray]:
 
     full, _ = build_base("hed", size)
     inputs = keras.Input((size, size, 3), dtype="uint8")
-    cut = keras.Model(full.input, [full.get_layer(name).output for name in MAPS])
+    cut = keras.Model(full.input, [full.get_layer(name).output for name in layers])
     model = keras.Model(inputs, cut(VGGPreprocess()(inputs)))
     pictures = np.stack([load_image(p.read_bytes(), size) for p in paths])
     out: dict[str, list[np.ndarray]] = {}
     for flip in (False, True):
         for i in range(0, len(pictures), 64):
             batch = pictures[i : i + 64]
-            for name, value in zip(
-                MAPS, model.predict_on_batch(batch[:, :, ::-1] if flip else batch), strict=True
-            ):
+            values = model.predict_on_batch(batch[:, :, ::-1] if flip else batch)
+            if len(layers) == 1:  # a one-output model answers the array, not a list
+                values = [values]
+            for name, value in zip(layers, values, strict=True):
                 out.setdefault(name + ("_flip" if flip else ""), []).append(
                     np.asarray(value, np.float32)
                 )
