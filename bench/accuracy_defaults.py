@@ -148,6 +148,7 @@ def _trial(
             width=head["width"],
             learning_rate=head["learning_rate"],
             patience=head["patience"],
+            label_smoothing=head.get("label_smoothing", 0.0),
             seed=seed,
         )
         with contextlib.redirect_stderr(io.StringIO()):  # one line per epoch otherwise
@@ -493,7 +494,7 @@ COMPARED = {
             "flip_tta": False,
         },
     ),
-    "new hed defaults (block4_pool, 96 px, 256 units, flips both ways)": (
+    "hed defaults before label smoothing (block4_pool, 96 px, 256 units, flips both ways)": (
         96,
         "block4_pool",
         {
@@ -502,6 +503,18 @@ COMPARED = {
             "patience": 5,
             "flip_augment": True,
             "flip_tta": True,
+        },
+    ),
+    "new hed defaults (the same, label smoothing 0.2)": (
+        96,
+        "block4_pool",
+        {
+            "width": 256,
+            "learning_rate": 1e-3,
+            "patience": 5,
+            "flip_augment": True,
+            "flip_tta": True,
+            "label_smoothing": 0.2,
         },
     ),
 }

@@ -148,6 +148,15 @@ def _int_or_auto(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
+def _float_or_auto(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def _on_off_auto(text: str) -> bool | str:
     choices: dict[str, bool | str] = {
         "auto": "auto",
@@ -234,6 +243,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=d.patience,
         help="early stopping on validation loss; the best epoch's weights are kept",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=_float_or_auto,
+        default=d.label_smoothing,
+        help="train towards (1 - X) on the true class instead of one-hot targets, X in [0, 1) "
+        "(auto: 0.2 for hed, 0 otherwise)",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="makes CPU runs reproducible")
     _switch(

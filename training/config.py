@@ -42,6 +42,9 @@ class FitConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0)
     patience: int = Field(5, ge=0)  # early stopping on validation loss; best weights restored
+    # Train the head towards (1 - e) on the true class and e spread over all classes
+    # instead of one-hot targets: a regulariser (auto: 0.2 for hed, 0 otherwise).
+    label_smoothing: float | Literal["auto"] = "auto"
     seed: int = 0
     # Only for a data folder without train/ and valid/: the held-out fraction per class.
     valid_split: float | None = Field(None, gt=0.0, lt=1.0)
@@ -80,6 +83,13 @@ class FitConfig(BaseModel):
     def _units(cls, value: int | str) -> int | str:
         if isinstance(value, int) and value < 0:
             raise PydanticCustomError("units", "must be 0 (no hidden layer) or more units", {})
+        return value
+
+    @field_validator("label_smoothing")
+    @classmethod
+    def _smoothing(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0.0 <= value < 1.0:
+            raise PydanticCustomError("smoothing", "must be in [0, 1): 0 for one-hot targets", {})
         return value
 
     @field_validator("min_accuracy")

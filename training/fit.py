@@ -164,9 +164,16 @@ def train_head(
         head = build_head(
             x.shape[1:], n, kind=cfg.head, width=int(cfg.width), dropout=cfg.dropout, adapt_to=x
         )
+    # fit resolves "auto" from the weights; a bare head trained on features (benchmarks,
+    # tests) with "auto" left in gets one-hot targets.
+    smoothing = 0.0 if cfg.label_smoothing == "auto" else float(cfg.label_smoothing)
+    targets, valid_targets, loss = y, yv, "sparse_categorical_crossentropy"
+    if smoothing:  # Keras smooths one-hot targets only
+        targets, valid_targets = np.eye(n, dtype=np.float32)[y], np.eye(n, dtype=np.float32)[yv]
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
     head.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
         # Several small steps per call: on tiny feature batches the per-step Python
         # overhead, not the arithmetic, is what costs time.
@@ -178,11 +185,11 @@ def train_head(
     weights = class_weights(list(y), n)
     sample_weight = np.asarray([weights[int(c)] for c in y], dtype=np.float32)
     train = (
-        tf.data.Dataset.from_tensor_slices((x, y, sample_weight))
+        tf.data.Dataset.from_tensor_slices((x, targets, sample_weight))
         .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(batch_size)
     )
-    valid = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(256)
+    valid = tf.data.Dataset.from_tensor_slices((xv, valid_targets)).batch(256)
     history = head.fit(
         train,
         validation_data=valid,

@@ -38,6 +38,35 @@ def test_auto_follows_the_weights_and_explicit_values_win() -> None:
     assert "retrain.json" in resolve_auto(FitConfig(), "hed")[1]["warm_start"]["reason"]
     assert resolve_auto(FitConfig(warm_start=True), "hed")[0].warm_start is True
     assert set(PROFILES) >= {"hed", "imagenet", "none", "file"}
+    # Label smoothing: measured for hed only; elsewhere one-hot targets.
+    assert (hed.label_smoothing, imagenet.label_smoothing) == (0.2, 0.0)
+    assert resolve_auto(FitConfig(label_smoothing=0.05), "hed")[0].label_smoothing == 0.05
+
+
+def test_label_smoothing_trains_towards_softened_targets() -> None:
+    # Separable features, trained long: one-hot targets drive the top probability to ~1,
+    # smoothing 0.2 to ~0.9 (Keras' targets: 1 - 0.2 + 0.2 / 2), never beyond.
+    from training.fit import head_probabilities, train_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 16)
+    x = (rng.normal(size=(32, 4)) + 5.0 * (2 * y[:, None] - 1)).astype(np.float32)
+    tops = {}
+    for smoothing in (0.0, 0.2):
+        cfg = FitConfig(
+            width=0,
+            epochs=60,
+            batch_size=32,
+            learning_rate=0.1,
+            patience=60,
+            label_smoothing=smoothing,
+        )
+        head, _ = train_head(cfg, x, y, x, y, 2)
+        probs = head_probabilities(head, x)
+        assert (probs.argmax(axis=1) == y).all(), smoothing
+        tops[smoothing] = float(probs.max(axis=1).mean())
+    assert tops[0.0] > 0.98, tops
+    assert 0.85 < tops[0.2] < 0.93
 
 
 def test_fit_flags_accept_auto_on_and_off(tmp_path: Path) -> None:
