@@ -344,7 +344,15 @@ def _published(work: Path, name: str) -> dict[str, Any]:
     folder = work / "models" / name
     meta = read_metadata(folder / str(latest_version(folder)))
     training = meta.training or {}
-    keep = ("base_layer", "image_size", "width", "flip_augment", "flip_tta", "warm_start")
+    keep = (
+        "base_layer",
+        "image_size",
+        "width",
+        "flip_augment",
+        "flip_tta",
+        "label_smoothing",
+        "warm_start",
+    )
     return {
         "version": meta.version,
         "settings": {k: training["hyperparameters"][k] for k in keep},

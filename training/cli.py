@@ -271,7 +271,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "--warm-start",
         d.warm_start,
         "start the head from the latest version's when labels, base weights and "
-        "head-shaping settings match; at most 10 epochs, batches of >= 128 (auto: off; "
+        "head-shaping settings match; at most 3 epochs, batches of >= 128 (auto: off; "
         "faster retraining, slightly lower accuracy in our benchmark)",
     )
     p.add_argument(
