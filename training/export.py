@@ -66,7 +66,7 @@ def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> None:
         # The images signature's graph, called rather than traced a second time: tracing
         # the classifier is most of an export's time. Our service runs `serve_images`,
         # whose graph stays flat (no nested call) for Grappler's precision rewrite.
-        return serve_images(images)  # type: ignore[no-any-return]
+        return serve_images(images)
 
     module = tf.Module()
     module.model = model  # tracks the variables once
