@@ -344,15 +344,9 @@ def _published(work: Path, name: str) -> dict[str, Any]:
     folder = work / "models" / name
     meta = read_metadata(folder / str(latest_version(folder)))
     training = meta.training or {}
-    keep = (
-        "base_layer",
-        "image_size",
-        "width",
-        "flip_augment",
-        "flip_tta",
-        "label_smoothing",
-        "warm_start",
-    )
+    from training.defaults import AUTO_FIELDS
+
+    keep = (*AUTO_FIELDS, "warm_start")  # every auto-resolved setting, and the warm start
     return {
         "version": meta.version,
         "settings": {k: training["hyperparameters"][k] for k in keep},
