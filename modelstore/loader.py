@@ -6,10 +6,17 @@ It refuses a version that does not keep the export contract
 [batch, size, size, 3] and returning `probabilities` [batch, len(labels)], valid
 metadata.json), so a broken export is reported with its reason instead of
 answering garbage.
+
+Where the runtime says int8 (`Precision.int8`) and the version carries a checked
+int8 artifact (`modelstore.int8_artifact`), that artifact runs instead of the
+SavedModel, behind the same `predict`. Under `auto` a version without a usable
+one runs the SavedModel (bf16/fp32, logged with the reason); under an explicit
+`int8` it is refused with the reason (PrecisionUnavailableError).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +26,12 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from modelstore.contract import INPUT_NAME, OUTPUT_NAME, SERVING_SIGNATURE
+from modelstore.int8_artifact import DEFAULT_STREAMS, Int8Model, artifact_problem, load_int8
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
-from modelstore.runtime import Runtime
+from modelstore.runtime import PrecisionUnavailableError, Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,7 +41,7 @@ class PublishedModel:
     path: Path
     metadata: ModelMetadata
     device: str
-    precision: str  # what the runtime computes in (fp32 | bf16 | fp16); the export is fp32
+    precision: str  # what it computes in (fp32 | bf16 | fp16 | int8); the SavedModel is fp32
     signature_def: dict[str, Any]  # TF Serving's signature_def JSON of serving_default
     _saved: Any
     _fn: Any
@@ -61,6 +71,8 @@ class PublishedModel:
 
         Raises MemoryError when TensorFlow runs out of memory for the call.
         """
+        if isinstance(self._fn, Int8Model):
+            return self._fn(np.ascontiguousarray(pictures, dtype=np.uint8))
         try:
             with tf.device(self.device):
                 out = self._fn(**{INPUT_NAME: tf.constant(pictures, dtype=tf.uint8)})[OUTPUT_NAME]
@@ -94,6 +106,26 @@ def _tensor_info(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
     }
 
 
+def _signature_def(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "inputs": {k: _tensor_info(v, f"{SERVING_SIGNATURE}_{k}:0") for k, v in inputs.items()},
+        "outputs": {
+            k: _tensor_info(v, f"StatefulPartitionedCall:{i}")
+            for i, (k, v) in enumerate(sorted(outputs.items()))
+        },
+        "method_name": "tensorflow/serving/predict",
+    }
+
+
+def contract_signature_def(size: int, classes: int) -> dict[str, Any]:
+    """The signature_def `serving_default` has by the export contract (for an int8
+    version, whose SavedModel is not loaded)."""
+    return _signature_def(
+        {INPUT_NAME: tf.TensorSpec([None, size, size, 3], tf.uint8)},
+        {OUTPUT_NAME: tf.TensorSpec([None, classes], tf.float32)},
+    )
+
+
 def check_signature(fn: Any, size: int, classes: int) -> dict[str, Any]:
     """Raise InvalidModelError unless `fn` keeps the contract; return its signature_def."""
     inputs = fn.structured_input_signature[1]
@@ -115,28 +147,42 @@ def check_signature(fn: Any, size: int, classes: int) -> dict[str, Any]:
         raise InvalidModelError(
             f"the model outputs {width} classes but metadata has {classes} labels"
         )
-    return {
-        "inputs": {k: _tensor_info(v, f"{SERVING_SIGNATURE}_{k}:0") for k, v in inputs.items()},
-        "outputs": {
-            k: _tensor_info(v, f"StatefulPartitionedCall:{i}")
-            for i, (k, v) in enumerate(sorted(outputs.items()))
-        },
-        "method_name": "tensorflow/serving/predict",
-    }
+    return _signature_def(inputs, outputs)
 
 
-def load_published(path: Path, runtime: Runtime | None = None) -> PublishedModel:
+def load_published(
+    path: Path, runtime: Runtime | None = None, int8_streams: int = DEFAULT_STREAMS
+) -> PublishedModel:
     """Load `models/NAME` (its latest version) or `models/NAME/N`; checked, not warmed up.
 
     `runtime` (from `modelstore.runtime.configure_runtime`, called once per
     process before loading) says where and in which precision it runs; without
     one the model runs on the CPU in whatever precision the process has set.
-    Raises InvalidModelError with the reason when the folder breaks the format.
+    Raises InvalidModelError with the reason when the folder breaks the format, and
+    PrecisionUnavailableError when int8 was asked for and the version cannot run it.
     """
     device = runtime.device if runtime is not None else "/CPU:0"
     precision = runtime.precision.effective if runtime is not None else "fp32"
     path = resolve_model_path(Path(path))
     meta = read_metadata(path)
+    if runtime is not None and runtime.precision.int8:
+        problem = artifact_problem(path, meta)
+        if problem is None:
+            signature_def = contract_signature_def(meta.image_size, len(meta.labels))
+            try:
+                int8 = load_int8(path, int8_streams)
+            except Exception as exc:  # OpenVINO raises RuntimeError and its own types
+                raise InvalidModelError(
+                    f"the int8 artifact does not compile: {type(exc).__name__}: {exc}"
+                ) from exc
+            return PublishedModel(path, meta, "/CPU:0", "int8", signature_def, None, int8)
+        if precision == "int8":
+            raise PrecisionUnavailableError(
+                f"{meta.name} version {meta.version} cannot run in int8: {problem}"
+            )
+        log.info(
+            "%s version %d runs in %s, not int8: %s", meta.name, meta.version, precision, problem
+        )
     try:
         with tf.device(device):
             saved = tf.saved_model.load(str(path))

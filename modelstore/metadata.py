@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -42,6 +42,36 @@ class BaseWeightsRecord(BaseModel):
     kind: str = Field(description="imagenet | hed | file | none")
     source: str = Field(description="where the weights came from, in words a person can check")
     sha256: str = Field(description="of the weights file, or random-seed-<n> for kind none")
+
+
+class Int8Record(BaseModel):
+    """The int8 artifact of a version (`modelstore.int8_artifact`), or why it has none.
+
+    `status` "ready": `int8/model.xml` + `.bin` sit in the version folder, made by
+    `runtime` at `runtime_version`, with these hashes; the loader refuses them if any
+    of that no longer matches. "omitted": the version has no int8 artifact, `reason`
+    says why (turned off, runtime not installed, the accuracy check failed).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ready", "omitted"]
+    reason: str = Field("", description="why the artifact is omitted (empty when ready)")
+    runtime: str | None = Field(None, description="the runtime that runs it: openvino")
+    runtime_version: str | None = None
+    files: dict[str, str] = Field(
+        default_factory=dict, description="file name in the version folder -> sha256"
+    )
+    calibration: dict[str, Any] | None = None  # photos used, where from, how chosen
+    accuracy_check: dict[str, Any] | None = None  # int8 vs fp32 on the validation split
+    quantized: str | None = None  # which part of the graph is int8, in words
+    seconds: float | None = None  # export time the quantization and its check added
+
+    @model_validator(mode="after")
+    def _ready_has_files(self) -> Int8Record:
+        if self.status == "ready" and (not self.files or not self.runtime_version):
+            raise ValueError("a ready int8 artifact records its runtime version and file hashes")
+        return self
 
 
 class ModelMetadata(BaseModel):
@@ -73,6 +103,7 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, Any] | None = None
     history: dict[str, list[float]] | None = None
     gate: dict[str, Any] | None = None
+    int8: Int8Record | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -15,6 +15,11 @@ convolutions and matmuls and keeps numerically sensitive ops (softmax) in fp32:
   measured on an AMX CPU);
 - `fp16`: Tensor Core fp16 on NVIDIA GPUs of compute capability >= 7.0;
 - `fp32`: everything else, and whenever asked.
+- `int8`: a version's int8 artifact (OpenVINO IR quantized at export,
+  `modelstore.int8_artifact`) on CPUs with int8 dot-product units (VNNI or AMX;
+  bench/int8.py: about 2x bf16 on an AVX512-VNNI CPU without AMX). It is per
+  version: `auto` runs int8 for versions that carry a checked artifact and falls
+  back to bf16/fp32 for the others; an explicit `int8` refuses a version without one.
 `auto` picks the first that the hardware supports. TensorFlow's rewriter offers
 bf16 on CPUs only, so GPUs get fp16 (Ampere and newer run both at the same rate).
 The setting is process-wide: call `use_precision` before loading models.
@@ -27,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
+
+from modelstore.int8_artifact import runtime_version
 
 log = logging.getLogger(__name__)
 _configured = False
@@ -82,8 +89,13 @@ def gpu_memory_in_use() -> dict[str, int]:
     return usage
 
 
+# What TensorFlow's rewriter runs (feature extraction, and SavedModels).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# What a published model can run in: those, and its int8 artifact.
+MODEL_PRECISIONS = (*PRECISIONS, "int8")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# int8 dot-product units: VNNI (AVX-512 or AVX) and AMX's int8 tiles.
+CPU_INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 
 
 class PrecisionUnavailableError(RuntimeError):
@@ -92,9 +104,12 @@ class PrecisionUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Precision:
-    requested: str  # auto | fp32 | bf16 | fp16
-    effective: str  # fp32 | bf16 | fp16
+    requested: str  # auto | fp32 | bf16 | fp16 | int8
+    effective: str  # fp32 | bf16 | fp16 | int8 (for int8 under auto: the fallback's)
     reason: str  # why, in words (logged, reported, recorded)
+    # Versions with a checked int8 artifact run it (auto on an int8 CPU with the runtime
+    # installed, or int8 asked for); `effective` is what the other versions run in.
+    int8: bool = False
 
     def to_dict(self) -> dict[str, str]:
         return {"requested": self.requested, "effective": self.effective, "reason": self.reason}
@@ -120,10 +135,51 @@ def gpu_compute_capability() -> tuple[int, int] | None:
     return (int(capability[0]), int(capability[1])) if capability else (0, 0)
 
 
-def resolve_precision(requested: str, gpu: tuple[int, int] | None, flags: set[str]) -> Precision:
-    """Pick the effective precision for this hardware; raise if an explicit one cannot run."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+def resolve_precision(
+    requested: str,
+    gpu: tuple[int, int] | None,
+    flags: set[str],
+    int8_runtime: str | None = None,
+) -> Precision:
+    """Pick the effective precision for this hardware; raise if an explicit one cannot run.
+
+    `int8_runtime`: the installed int8 runtime's version (None: not installed).
+    """
+    if requested not in MODEL_PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {', '.join(MODEL_PRECISIONS)}, got {requested!r}"
+        )
+    int8_flags = sorted(set(CPU_INT8_FLAGS) & flags)
+    if requested == "int8":
+        if gpu is not None:
+            raise PrecisionUnavailableError(
+                "int8 runs on CPUs only (a GPU was found); use --precision fp16 or auto"
+            )
+        if not int8_flags:
+            raise PrecisionUnavailableError(
+                "int8 needs a CPU with int8 dot-product units (flags avx512_vnni / avx_vnni / "
+                "amx_int8), which this one lacks; use --precision auto (bf16 or fp32)"
+            )
+        if int8_runtime is None:
+            raise PrecisionUnavailableError(
+                "int8 runs on OpenVINO, which is not installed (pip install openvino); "
+                "use --precision auto"
+            )
+        return Precision(requested, "int8", f"CPU with {' and '.join(int8_flags)}", int8=True)
+    fallback = _resolve_tensorflow(requested, gpu, flags)
+    if requested == "auto" and gpu is None and int8_flags and int8_runtime is not None:
+        return Precision(
+            requested,
+            fallback.effective,
+            f"int8 for versions with an int8 artifact (CPU with {' and '.join(int8_flags)}); "
+            f"{fallback.effective} for the others ({fallback.reason})",
+            int8=True,
+        )
+    return fallback
+
+
+def _resolve_tensorflow(requested: str, gpu: tuple[int, int] | None, flags: set[str]) -> Precision:
+    """The precision TensorFlow's rewriter runs SavedModels in."""
     bf16_flags = sorted(set(CPU_BF16_FLAGS) & flags)
     if gpu is not None:
         tensor_cores = gpu >= (7, 0)
@@ -158,7 +214,7 @@ def resolve_precision(requested: str, gpu: tuple[int, int] | None, flags: set[st
 
 def use_precision(requested: str = "auto") -> Precision:
     """Resolve `requested` on this machine and set it for every model loaded from now on."""
-    chosen = resolve_precision(requested, gpu_compute_capability(), cpu_flags())
+    chosen = resolve_precision(requested, gpu_compute_capability(), cpu_flags(), runtime_version())
     tf.config.optimizer.set_experimental_options(
         {
             "auto_mixed_precision_onednn_bfloat16": chosen.effective == "bf16",

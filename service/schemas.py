@@ -31,7 +31,7 @@ class ModelInfo(BaseModel):
     labels: list[str]
     image_size: int
     device: str
-    precision: str = Field(description="fp32, bf16 or fp16: what the runtime computes in")
+    precision: str = Field(description="fp32, bf16, fp16 or int8: what the runtime computes in")
     base_weights: dict[str, Any] | None
     state: Literal["ready"] = "ready"
 

@@ -153,10 +153,12 @@ class Settings(BaseSettings):
     tf_inter_op_threads: int = Field(
         1, ge=0, description="TensorFlow inter-op threads; 0: TensorFlow's default"
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto",
-        description="numeric precision models run in: auto picks bf16 on CPUs with AMX or "
-        "AVX512-BF16, fp16 on Tensor Core GPUs, else fp32 (the export stays fp32)",
+        description="numeric precision models run in: auto picks int8 for versions with an "
+        "int8 artifact on CPUs with VNNI or AMX, else bf16 on CPUs with AMX or AVX512-BF16, "
+        "fp16 on Tensor Core GPUs, else fp32 (the export stays fp32); int8 refuses a CPU or "
+        "a version that cannot run it",
     )
     gpu_memory_limit_mb: int | None = Field(
         None, ge=1, description="cap on GPU memory per GPU; unset: grow as needed"

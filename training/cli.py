@@ -92,11 +92,26 @@ PRECISION_HELP = (
     "numeric precision the frozen VGG16 runs in: auto (bf16 on CPUs with AMX or "
     "AVX512-BF16, fp16 on Tensor Core GPUs, else fp32) | fp32 | bf16 | fp16"
 )
+MODEL_PRECISION_HELP = (
+    "numeric precision the model runs in: auto (int8 for a version with an int8 artifact "
+    "on CPUs with VNNI or AMX, else bf16 on CPUs with AMX or AVX512-BF16, fp16 on Tensor "
+    "Core GPUs, else fp32) | fp32 | bf16 | fp16 | int8 (an error where the CPU or the "
+    "version cannot run it)"
+)
 
 
 def _precision_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=PRECISION_HELP
+    )
+
+
+def _model_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        default="auto",
+        help=MODEL_PRECISION_HELP,
     )
 
 
@@ -114,7 +129,7 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
     )
-    _precision_arg(p)
+    _model_precision_arg(p)
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
@@ -293,6 +308,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="gate: publish only if it beats the latest version on the same valid data",
     )
     _precision_arg(p)
+    p.add_argument(
+        "--int8",
+        choices=["auto", "off"],
+        default=d.int8,
+        help=FitConfig.model_fields["int8"].description,
+    )
     p.add_argument(
         "--feature-batch-size",
         type=int,

@@ -53,6 +53,7 @@ from training.plots import (
     plot_confusion_matrix,
     plot_learning_curves,
 )
+from training.quantize import export_int8, not_made
 from training.scores import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -377,6 +378,13 @@ def fit(
             [data.classes[i] for i in data.valid.labels],
         )
         write_savedmodel(classifier, draft.path, size)
+        int8 = (
+            export_int8(
+                draft.path, data.train.paths, data.valid.paths, data.valid.labels, size, cfg.seed
+            )
+            if cfg.int8 == "auto"
+            else not_made("turned off (--int8 off)")
+        )
         save_head(head, draft.path)  # the next version can warm-start from it
         title = f"{name} version {draft.version}"
         plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
@@ -395,12 +403,14 @@ def fit(
             precision=precision.effective,
             history=history,
             gate=gate_report,
+            int8=int8,
         )
         write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
     version, path = draft.version, draft.final_path
     seconds["total"] = time.monotonic() - started
     seconds["export"] = seconds["total"] - seconds["features"] - seconds["head"]
+    seconds["int8"] = int8.seconds or 0.0  # part of the export
     return FitResult(
         version,
         path,

@@ -16,7 +16,14 @@ from training.fit import FitResult, fit
 
 SIZE = 32
 # fp32: the parity tests compare with exact tolerances; bf16 has its own tests.
-TINY = {"image_size": SIZE, "epochs": 3, "batch_size": 16, "patience": 3, "precision": "fp32"}
+TINY = {
+    "image_size": SIZE,
+    "epochs": 3,
+    "batch_size": 16,
+    "patience": 3,
+    "precision": "fp32",
+    "int8": "off",  # quantizing takes seconds; tests/training/test_quantize.py turns it on
+}
 
 
 def fit_tiny(data: Path, work: Path, name: str = "m", **overrides: Any) -> FitResult:
