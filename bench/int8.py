@@ -46,14 +46,14 @@ def fit_default(data: Path, models_dir: Path, cache_dir: Path, smoke: bool) -> d
 
     overrides: dict[str, Any] = {"cache_dir": str(cache_dir)}
     if smoke:
-        import training.quantize
-
         overrides |= {"image_size": 32, "base_weights": "none", "epochs": 2}
-        # The smoke model has random weights (answers near 50/50, so int8 flips many):
-        # its guard is waived so that the harness still runs end to end.
-        training.quantize.MIN_AGREEMENT, training.quantize.MAX_ACCURACY_DROP = 0.0, 1.0
     result = fit(data, "car_truck", models_dir, progress=False, **overrides)
     record = result.metadata.int8.model_dump() if result.metadata.int8 else {}
+    measured_anyway = None
+    if record.get("status") != "ready":
+        # Measure what int8 would give even where the guard refused it: quantized again
+        # with the guard waived, into this benchmark's temporary copy only.
+        measured_anyway = force_int8(result.path, data, result.metadata)
     return {
         "path": str(result.path),
         "settings": {
@@ -63,7 +63,30 @@ def fit_default(data: Path, models_dir: Path, cache_dir: Path, smoke: bool) -> d
         "seconds": result.seconds,
         "images_through_base": result.images_through_base,
         "int8_record": record,
+        "int8_guard_waived_for_measurement": measured_anyway,
     }
+
+
+def force_int8(path: Path, data: Path, meta: Any) -> dict[str, Any]:
+    from modelstore.metadata import write_metadata
+    from training.quantize import export_int8
+
+    train, _ = labelled(data, "train", meta.labels)
+    valid, truth = labelled(data, "valid", meta.labels)
+    record = export_int8(
+        path, train, valid, truth, meta.image_size, min_agreement=0.0, max_accuracy_drop=1.0
+    )
+    write_metadata(path, meta.model_copy(update={"int8": record}))
+    return record.model_dump()
+
+
+def labelled(data: Path, split: str, labels: list[str]) -> tuple[list[Path], list[int]]:
+    paths, truth = [], []
+    for index, label in enumerate(labels):
+        for p in sorted((data / split / label).iterdir()):
+            paths.append(p)
+            truth.append(index)
+    return paths, truth
 
 
 def load_variants(path: Path) -> dict[str, Any]:
@@ -113,11 +136,7 @@ def in_process(models: dict[str, Any], seconds: float, rounds: int) -> dict[str,
 def valid_photos(data: Path, labels: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     from imaging import load_image
 
-    paths, truth = [], []
-    for index, label in enumerate(labels):
-        for p in sorted((data / "valid" / label).iterdir()):
-            paths.append(p)
-            truth.append(index)
+    paths, truth = labelled(data, "valid", labels)
     return np.stack([load_image(p, size) for p in paths]), np.asarray(truth)
 
 
