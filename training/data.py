@@ -46,6 +46,18 @@ class DataSet:
     valid: Split
     class_dirs: dict[str, list[Path]]  # for error messages: where each class came from
 
+    def without(self, drop: set[Path]) -> DataSet:
+        """The data set less `drop` (unreadable files); a class left empty is an error."""
+        train, valid = self.train.without(drop), self.valid.without(drop)
+        for split_name, split in (("train", train), ("valid", valid)):
+            for name, count in split.counts(self.classes).items():
+                if count == 0:
+                    folders = ", ".join(str(d) for d in self.class_dirs[name])
+                    raise DataError(
+                        f"class {name!r} has no readable {split_name} image in {folders}"
+                    )
+        return DataSet(self.root, self.classes, train, valid, self.class_dirs)
+
 
 def _files(folder: Path) -> list[Path]:
     """Every visible regular file below `folder`, sorted (so runs are reproducible)."""
