@@ -64,9 +64,7 @@ def _fit_flag_help() -> dict[str, str]:
     """`fit --help`'s text per setting: the description of a field that has none yet."""
     from training.cli import build_parser
 
-    commands = next(
-        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
-    )
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return {action.dest: action.help or "" for action in commands.choices["fit"]._actions}
 
 
@@ -79,9 +77,7 @@ def fit_settings_table() -> str:
     for name, info in FitConfig.model_fields.items():
         default = _shown(info.get_default(call_default_factory=True))
         description = info.description or flag_help.get(name, "")
-        rows.append(
-            f"| `--{name.replace('_', '-')}` | `{_cell(default)}` | {_cell(description)} |"
-        )
+        rows.append(f"| `--{name.replace('_', '-')}` | `{_cell(default)}` | {_cell(description)} |")
     return "\n".join(rows)
 
 

@@ -61,9 +61,8 @@ def test_docs_links_to_files_and_anchors_resolve(path: Path) -> None:
             continue
         target, _, anchor = link.partition("#")
         file = (path.parent / target).resolve() if target else path
-        if not file.exists():
-            broken.append(link)
-        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+        missing_anchor = bool(anchor) and file.suffix == ".md" and anchor not in _anchors(file)
+        if not file.exists() or missing_anchor:
             broken.append(link)
     assert broken == []
 
