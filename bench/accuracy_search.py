@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import load_dataset
-from training.features import FeatureExtractor
+from training.features.extractor import FeatureExtractor
 from training.fit import FitConfig, train_head
 from training.model import build_base, truncate_base
 

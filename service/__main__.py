@@ -30,8 +30,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from modelstore.tf_quiet import import_tensorflow
+from service.drain import Drain
 from service.logs import configure_logging
-from service.middleware import Drain
 from service.settings import ENV_PREFIX, NOT_FLAGS, OTHER_PROGRAMS_VARIABLES, Settings
 
 log = logging.getLogger("service")

@@ -5,7 +5,7 @@ Accepted layouts:
 - `DIR/<class>/*` with a validation fraction (stratified, seeded split).
 
 Only listing happens here; whether a file really is a picture is decided when
-it is decoded (`training.features`), which reports unreadable files.
+it is decoded (`training.features.extractor`), which reports unreadable files.
 """
 
 from __future__ import annotations

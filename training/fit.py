@@ -34,8 +34,9 @@ from modelstore.runtime import PrecisionUnavailableError, Runtime, configure_run
 from training.config import FitConfig
 from training.data import DataError, DataSet, content_hash, load_dataset
 from training.defaults import resolve_auto
+from training.engine import FeatureEngine, open_engine
 from training.export import new_metadata, write_savedmodel
-from training.features import FeatureEngine, FeatureExtractor, Features, open_engine
+from training.features.extractor import FeatureExtractor, Features
 from training.gate import check_gate
 from training.model import (
     build_base,
@@ -46,8 +47,8 @@ from training.model import (
     save_head,
     truncate_base,
 )
-from training.model_card import write_model_card
-from training.plots import (
+from training.reports.model_card import write_model_card
+from training.reports.plots import (
     CONFUSION_MATRIX_FILE,
     LEARNING_CURVES_FILE,
     plot_confusion_matrix,

@@ -11,7 +11,7 @@ import pytest
 
 from service.__main__ import warn_unknown_variables
 from service.settings import ENV_PREFIX, OTHER_PROGRAMS_VARIABLES, Settings
-from training.feature_store import default_cache_dir
+from training.features.store import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -17,8 +17,8 @@ import pytest
 from modelstore.loader import load_published
 from modelstore.runtime import configure_runtime, cpu_flags
 from tests.training.conftest import fit_tiny
-from training.batch_predict import score_files
 from training.fit import FitResult
+from training.predict import score_files
 
 BF16_TOLERANCE = 0.03
 needs_bf16 = pytest.mark.skipif(
