@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from markdown.extensions.toc import slugify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +73,21 @@ def test_docs_readme_is_a_front_door_linking_into_the_site() -> None:
     assert len(text.splitlines()) <= 200
     linked = {Path(t).name for t in re.findall(r"\]\(docs/([^)#]+)", text)}
     pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"index.md"}
-    assert sorted(pages - linked) == [], "pages the README's table does not link to"
+    assert sorted(pages - linked) == [], "add a row for each to the README's Documentation table"
+
+
+def test_docs_every_page_is_in_the_site_nav() -> None:
+    def pages(entries: list[object]) -> set[str]:
+        found: set[str] = set()
+        for entry in entries:
+            for value in entry.values() if isinstance(entry, dict) else [entry]:
+                found |= pages(value) if isinstance(value, list) else {str(value)}
+        return found
+
+    nav = pages(yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"])
+    on_disk = {p.name for p in (REPO / "docs").glob("*.md")}
+    assert sorted(on_disk - nav) == [], "add each to the nav in mkdocs.yml"
+    assert sorted(nav - on_disk) == []
 
 
 def test_docs_license_is_the_one_pyproject_declares() -> None:
