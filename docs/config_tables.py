@@ -23,8 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path[:1] != [str(REPO)]:
     sys.path.insert(0, str(REPO))
 
-SERVICE_SETTINGS_MARKER = "<!-- generated: service settings -->"
-FIT_SETTINGS_MARKER = "<!-- generated: fit settings -->"
+# Visible text, so that the page read as plain Markdown (on GitHub) says where its tables are.
+SERVICE_SETTINGS_MARKER = (
+    "*(The table of service settings is rendered here when the site is built.)*"
+)
+FIT_SETTINGS_MARKER = "*(The table of `fit` settings is rendered here when the site is built.)*"
 
 
 def _cell(text: str) -> str:
