@@ -5,7 +5,7 @@
 
 Features come from the same on-disk cache `fit` uses, and heads are trained
 with the same `train_head`, without exporting a version for every trial.
-Confirm the winner with a real `python -m training fit` (see the README).
+Confirm the winner with a real `python -m training fit` (see docs/training.md).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ SETTINGS = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
 # Where the product's variables are read or documented (tests excluded: they make up typos).
 SOURCES = [
     "README.md",
+    *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")),
     "Dockerfile",
     "docker-compose.yml",
     *(str(p.relative_to(ROOT)) for p in (ROOT / "scripts").glob("*.sh")),
