@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import ROOT, free_port
-from bench.photos import jpeg_from_cifar
 from bench.serving import measure, server
+from bench.support.harness import ROOT, free_port
+from bench.support.photos import jpeg_from_cifar
 
 RESULTS = ROOT / "bench" / "results" / "int8.json"
 DATA = ROOT.parent.parent / "shared" / "data" / "cifar10-car-truck"

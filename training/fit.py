@@ -47,6 +47,7 @@ from training.model import (
     save_head,
     truncate_base,
 )
+from training.quantize import export_int8, not_made
 from training.reports.model_card import write_model_card
 from training.reports.plots import (
     CONFUSION_MATRIX_FILE,
@@ -54,7 +55,6 @@ from training.reports.plots import (
     plot_confusion_matrix,
     plot_learning_curves,
 )
-from training.quantize import export_int8, not_made
 from training.scores import classification_metrics
 
 log = logging.getLogger(__name__)

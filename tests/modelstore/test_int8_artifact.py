@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import modelstore.runtime
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from modelstore.int8_artifact import INT8_BIN
 from modelstore.loader import load_published
 from modelstore.runtime import Precision, PrecisionUnavailableError, Runtime, configure_runtime

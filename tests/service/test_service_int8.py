@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import modelstore.runtime
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from modelstore.runtime import configure_runtime
 from service.app import create_app
 from tests.service.conftest import LABELS, SIZE, files, make_settings

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from modelstore.metadata import read_metadata, write_metadata
 from training.quantize import export_int8
 
