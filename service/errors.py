@@ -44,6 +44,12 @@ class ModelNotFound(ServiceError):
     status = 404
 
 
+class PrecisionConflict(ServiceError):
+    """The model exists but cannot run in the precision the service was started with."""
+
+    status = 409
+
+
 class MethodNotAllowed(ServiceError):
     status = 405
 

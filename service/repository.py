@@ -21,8 +21,8 @@ from pathlib import Path
 
 from modelstore.layout import list_models, list_versions
 from modelstore.metadata import METADATA_FILE, InvalidModelError
-from modelstore.runtime import Runtime
-from service.errors import ModelNotFound, NotReady
+from modelstore.runtime import PrecisionUnavailableError, Runtime
+from service.errors import ModelNotFound, NotReady, PrecisionConflict
 from service.load_progress import LoadProgress, LoadState
 from service.model_version import BatchingConfig, ModelVersion, load_model_version
 from service.telemetry import Metrics
@@ -58,6 +58,8 @@ class ModelRepository:
         self._loaded: dict[str, dict[int, ModelVersion]] = {}
         self._latest: dict[str, int] = {}
         self.failures: dict[tuple[str, int], str] = {}
+        # The subset of failures that are an explicit precision the version cannot run.
+        self._precision_refusals: dict[tuple[str, int], str] = {}
         # What each failed folder looked like when it failed (see _known_failure).
         self._failed_as: dict[tuple[str, int], tuple[tuple[str, int, int], ...]] = {}
         # Versions being loaded right now (read by /models while the poller loads them).
@@ -83,6 +85,9 @@ class ModelRepository:
             if name not in self._latest and not self.scanned:
                 raise NotReady("models are still loading; retry shortly (see /readyz)")
             if name not in self._latest:
+                refused = [why for (n, _), why in self._precision_refusals.items() if n == name]
+                if refused:  # there, but not in the precision asked for: 409, not 404
+                    raise PrecisionConflict(refused[-1])
                 known = ", ".join(sorted(self._latest)) or "none"
                 raise ModelNotFound(f"model {name!r} is not loaded; loaded models: {known}")
             if version is None:
@@ -165,6 +170,7 @@ class ModelRepository:
         if folder_fingerprint(self.models_dir / name / str(version)) == self._failed_as.get(key):
             return True
         del self.failures[key]
+        self._precision_refusals.pop(key, None)
         return False
 
     def _try_load(self, name: str, version: int) -> ModelVersion | None:
@@ -185,6 +191,10 @@ class ModelRepository:
             )
         except InvalidModelError as exc:
             reason = str(exc)
+        except PrecisionUnavailableError as exc:
+            reason = str(exc)
+            with self._lock:
+                self._precision_refusals[(name, version)] = reason
         except Exception as exc:  # anything else a broken export raises: skip it, keep serving
             reason = f"{type(exc).__name__}: {exc}"
         with self._lock:

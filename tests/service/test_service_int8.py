@@ -72,4 +72,6 @@ def test_service_int8_explicit_refuses_a_version_without_artifact(
         status = client.get("/v1/models/plain").json()["model_version_status"][0]
         assert status["state"] == "END"
         assert "cannot run in int8" in status["status"]["error_message"]
-        assert client.post("/predict?model=plain", files=files(("a.png", png))).status_code != 200
+        refused = client.post("/predict?model=plain", files=files(("a.png", png)))
+        assert refused.status_code == 409
+        assert "cannot run in int8" in refused.json()["error"]
