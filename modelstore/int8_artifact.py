@@ -31,9 +31,11 @@ INT8_XML = f"{INT8_DIR}/model.xml"
 INT8_BIN = f"{INT8_DIR}/model.bin"
 INT8_RUNTIME = "openvino"
 
-# Measured on 2 cores (bench/int8.py, bench/results/int8.json): one stream using both
-# cores serves batches as fast as two single-core streams each given half the batch,
-# and answers a batch of one in half the time; see docs/int8.md.
+# One stream on all cores: a batch of one (the c=1 latency) gets both cores, where with
+# two streams it runs on one. Two streams, each given half a batch, were measured at
+# 0.93x (batch 1) and 1.23x (batch 16) of one stream on 2 cores, in a run on a heavily
+# loaded machine (bench/int8.py, bench/results/int8.json; docs/int8.md): not adopted
+# on that evidence; `load_published(..., int8_streams=2)` is there to re-measure.
 DEFAULT_STREAMS = 1
 
 
