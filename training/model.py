@@ -300,9 +300,10 @@ def save_head(head: keras.Model, folder: Path) -> None:
 
     A warm start compiles a fresh optimizer (training.fit.train_head), so Adam's two
     moment slots per weight, twice the head's size, would be dead weight on disk. Keras 3
-    ignores `include_optimizer` for .keras files: an uncompiled copy is saved instead.
+    ignores `include_optimizer` for .keras files: an uncompiled copy is saved
+    instead.
     """
-    bare = keras.models.clone_model(head)
+    bare = keras.Model.from_config(head.get_config())  # clone_model would compile it too
     bare.set_weights(head.get_weights())
     bare.save(folder / HEAD_FILE)
 
