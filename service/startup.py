@@ -63,7 +63,8 @@ def listen(host: str, port: int) -> socket.socket:
 class StartupStop:
     """Signals before the models are loaded: stop promptly instead of finishing the load."""
 
-    def __init__(self) -> None:
+    def __init__(self, exit_process: Callable[[int], object] = os._exit) -> None:
+        self._exit = exit_process  # os._exit: a SavedModel load cannot be interrupted
         self._pending: Callable[[], bool] = lambda: True
         self._drain: Drain | None = None
         self._timeout_s = 0.0
@@ -88,6 +89,7 @@ class StartupStop:
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         if self._stopping:  # a second signal: at once
             self._leave(sig, "second signal")
+            return
         self._stopping = True
         if self._drain is not None:
             self._drain.started.set()  # /readyz: shutting down; new requests: 503
@@ -106,4 +108,4 @@ class StartupStop:
         log.info("%s (signal %d): exiting", why, sig)
         logging.shutdown()  # flush the log handlers: os._exit skips everything else
         sys.stderr.flush()
-        os._exit(exit_code(sig))
+        self._exit(exit_code(sig))
