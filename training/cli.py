@@ -25,10 +25,9 @@ from modelstore.tf_quiet import VERBOSE_ENV, import_tensorflow, verbose_from_env
 from training import commands, preflight
 from training.config import FitConfig
 from training.fit_flags import add_setting, add_settings, flag_name
+from training.prune import PINNED_ENV, parse_pins
 from training.ray_cluster import EngineUnavailableError, import_ray
 
-# The service's variable of the same name: prune keeps what the service is told to pin.
-PINNED_ENV = "VGGSVC_PINNED_VERSIONS"
 Command = Callable[[argparse.Namespace], int]
 
 EXIT_BAD_INPUT = 2
@@ -189,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", required=True, help="model name: models/NAME/<version>/")
     _models_dir_arg(p)
+    p.add_argument(
+        "--keep-versions",
+        type=_positive_int,
+        default=None,
+        help="after publishing, prune NAME to its newest K versions, as `prune --keep K` "
+        f"does (the served and ${PINNED_ENV} versions stay) (default: keep all)",
+    )
     add_settings(p)  # one flag per FitConfig field, described by the field
     _quiet_arg(p)
     _verbose_arg(p)
@@ -315,10 +321,14 @@ def _check_before_tensorflow(args: argparse.Namespace) -> None:
         if cfg.engine == "ray":
             import_ray()  # not installed: exit 5 now, not after the data is read
         preflight.check_fit(args.data, args.name, args.models_dir, cfg.valid_split, cfg.seed)
+        if args.keep_versions:
+            parse_pins(os.environ.get(PINNED_ENV, ""))  # a malformed list fails now
     elif args.command in ("evaluate", "predict"):
         preflight.check_model_path(args.model)
         if args.command == "predict":
             commands.check_predict_output(args.engine, args.output)
+    elif args.command == "prune":
+        parse_pins(args.pinned)
     elif args.command == "export-imagenet":
         preflight.check_models_dir(args.models_dir)
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.prune import PrunePlan
 
 
 def demo_data(args: argparse.Namespace) -> int:
@@ -34,6 +39,12 @@ def fit(args: argparse.Namespace) -> int:
 
     result = fit_model(args.data, args.name, args.models_dir, args.config, progress=not args.quiet)
     print(summary_line(args.name, result.version, result.path, result.metrics))
+    if args.keep_versions:
+        from training.prune import PINNED_ENV, parse_pins, prune_versions
+
+        pins = parse_pins(os.environ.get(PINNED_ENV, ""))
+        plan = prune_versions(args.models_dir, args.name, args.keep_versions, pins)
+        _say_pruned(args.name, plan, dry_run=False)
     return 0
 
 
@@ -118,8 +129,12 @@ def prune(args: argparse.Namespace) -> int:
     plan = prune_versions(
         args.models_dir, args.name, args.keep, parse_pins(args.pinned), dry_run=args.dry_run
     )
-    verb = "would delete" if args.dry_run else "deleted"
-    kept = ", ".join(f"{v} ({why})" for v, why in plan.kept.items()) or "none"
-    print(f"{args.name}: kept {kept}")
-    print(f"{args.name}: {verb} {', '.join(map(str, plan.deleted)) or 'nothing'}")
+    _say_pruned(args.name, plan, dry_run=args.dry_run)
     return 0
+
+
+def _say_pruned(name: str, plan: PrunePlan, dry_run: bool) -> None:
+    verb = "would delete" if dry_run else "deleted"
+    kept = ", ".join(f"{v} ({why})" for v, why in plan.kept.items()) or "none"
+    print(f"{name}: kept {kept}")
+    print(f"{name}: {verb} {', '.join(map(str, plan.deleted)) or 'nothing'}")

@@ -29,6 +29,9 @@ from modelstore.layout import (
 )
 from modelstore.metadata import InvalidModelError, read_metadata
 
+# The service's setting: prune keeps what the service is told to keep loaded.
+PINNED_ENV = "VGGSVC_PINNED_VERSIONS"
+
 
 @dataclass
 class PrunePlan:

@@ -10,9 +10,7 @@ from service.app import create_app
 from tests.service.conftest import make_settings
 
 
-def test_default_model_unset_one_model_served_is_the_default(
-    fresh_dir: Path, png: bytes
-) -> None:
+def test_default_model_unset_one_model_served_is_the_default(fresh_dir: Path, png: bytes) -> None:
     assert sorted(p.name for p in fresh_dir.iterdir()) == ["car_truck"]
     with TestClient(create_app(make_settings(fresh_dir, default_model=None))) as client:
         assert client.get("/readyz").status_code == 200

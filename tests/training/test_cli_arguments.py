@@ -158,11 +158,17 @@ def test_cli_fit_help_has_examples_and_exit_codes() -> None:
 def test_cli_fit_says_what_it_decided_and_lists_unreadable_files_once(
     demo_copy: Path, tmp_path: Path
 ) -> None:
+    from tests.training.conftest import export_rule_model
+
     # The CLI's log handler writes warnings to stderr too: the listing used to appear twice.
     (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
+    for _ in range(3):  # versions 1-3; version 1 pinned, so it outlives --keep-versions 2
+        export_rule_model(tmp_path / "models", "m", ["car", "truck"], [[0, 0]] * 3, [0, 0])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VGGSVC_FEATURE_CACHE_DIR": str(tmp_path / "c")}
+    env["VGGSVC_PINNED_VERSIONS"] = "m:1"
     flags = ["--data", str(demo_copy), "--name", "m", "--models-dir", str(tmp_path / "models")]
     flags += ["--base-weights", "none", "--quiet", "--image-size", "32", "--epochs", "1"]
+    flags += ["--keep-versions", "2"]
     done = subprocess.run(
         [sys.executable, "-m", "training", "fit", *flags, "--precision", "fp32"],
         cwd=ROOT,
@@ -180,7 +186,14 @@ def test_cli_fit_says_what_it_decided_and_lists_unreadable_files_once(
     assert "why: random weights (tests only)" in done.stderr
     assert "ran all 1 epoch(s) (--epochs); kept the weights of epoch 1" in done.stderr
     # The summary's loss is the published log loss, named so.
-    assert ", log_loss " in done.stdout and done.stdout.startswith("published m version 1")
+    assert ", log_loss " in done.stdout and done.stdout.startswith("published m version 4")
+    # --keep-versions: the newest two stay, and the pinned one; version 2 is gone.
+    assert "m: deleted 2\n" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "models" / "m").iterdir() if p.name.isdigit()) == [
+        "1",
+        "3",
+        "4",
+    ]
 
 
 def _data_layouts(tmp_path: Path) -> dict[str, Path]:
