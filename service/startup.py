@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from service.middleware import Drain
+from service.drain import Drain
 
 log = logging.getLogger("service")
 

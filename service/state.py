@@ -15,8 +15,8 @@ from fastapi import Depends, Request
 from modelstore.layout import list_models
 from modelstore.runtime import Runtime
 from service import default_model as defaults
+from service.drain import Drain
 from service.errors import NotReady
-from service.middleware import Drain
 from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings

@@ -26,7 +26,7 @@ from training import commands, preflight
 from training.config import FitConfig
 from training.fit_flags import add_setting, add_settings, flag_name
 from training.prune import PINNED_ENV, parse_pins
-from training.ray_cluster import EngineUnavailableError, import_ray
+from training.cluster.connection import EngineUnavailableError, import_ray
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -27,7 +27,7 @@ def demo_data(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from training.model_listing import render_listing
+    from training.reports.listing import render_listing
 
     print(render_listing(args.models_dir, as_json=args.json))
     return 0
@@ -55,7 +55,7 @@ def evaluate(args: argparse.Namespace) -> int:
         args.model, args.data, args.batch_size, progress=not args.quiet, precision=args.precision
     )
     if args.plot:
-        from training.plots import plot_confusion_matrix
+        from training.reports.plots import plot_confusion_matrix
 
         title = f"{report['model']} version {report['version']}"
         plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot, title)
@@ -74,7 +74,7 @@ def check_predict_output(engine: str, output: str | None) -> None:
 def predict(args: argparse.Namespace) -> int:
     check_predict_output(args.engine, args.output)
     if args.engine == "ray":
-        from training.ray_predict import score_with_ray
+        from training.cluster.scoring import score_with_ray
 
         summary = score_with_ray(
             args.model,
@@ -94,7 +94,7 @@ def predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    from training.batch_predict import predict_to_stream
+    from training.predict import predict_to_stream
 
     scored, failed = predict_to_stream(
         args.model,
@@ -109,7 +109,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def model_card(args: argparse.Namespace) -> int:
-    from training.model_card import regenerate
+    from training.reports.model_card import regenerate
 
     print(f"wrote {regenerate(args.model, plots=args.plots)}")
     return 0

@@ -133,7 +133,7 @@ class FitConfig(BaseModel):
         False,
         description="gate: publish only if it beats the latest version on the same valid data",
     )
-    # ---- where the base runs (training.ray_engine); the head trains in this process ----
+    # ---- where the base runs (training.cluster.engine); the head trains in this process ----
     engine: Literal["local", "ray"] = Field(
         "local",
         description='local (this process) or ray (Ray Data; needs pip install -e ".[ray]")',

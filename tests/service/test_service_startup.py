@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from service.__main__ import Server
-from service.middleware import Drain
+from service.drain import Drain
 from service.startup import EXIT_CANNOT_LISTEN, StartupStop
 from tests.service.conftest import publish_copy
 
