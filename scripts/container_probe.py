@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("stop-during-request")
     p.add_argument("url")
     p.add_argument("container")
-    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--images", type=int, default=8)
     args = parser.parse_args(argv)
     try:
         if args.command == "wait-ready":
