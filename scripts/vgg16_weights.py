@@ -41,7 +41,7 @@ def md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def place(weights: WeightsFile, local: Path, target_dir: Path, base_url: str = BASE_URL) -> str:
+def place(weights: WeightsFile, local: Path, target_dir: Path, base_url: str | None = None) -> str:
     """Copy (or download) one file into `target_dir`; returns where it came from."""
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / weights.name
@@ -51,7 +51,7 @@ def place(weights: WeightsFile, local: Path, target_dir: Path, base_url: str = B
         shutil.copyfile(source, partial)
         origin = str(source)
     else:
-        origin = base_url + weights.name
+        origin = (base_url or BASE_URL) + weights.name
         with urllib.request.urlopen(origin, timeout=60) as response, open(partial, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
     got = md5_file(partial)
