@@ -34,8 +34,10 @@ cannot_run() {
     exit 1
   fi
   say "skipped: $*"
+  skipped=yes
   exit 0
 }
+skipped=""
 
 # ---- 1. a Docker engine -------------------------------------------------------------
 daemon_pid="" daemon_dir=""
@@ -84,26 +86,44 @@ tag=vggsvc-container-test-$$
 image=$tag:cpu
 container=$tag
 volume=$tag-models
-base_made=""
 rootfs=""
+work=$(mktemp -d /tmp/container-test.XXXXXX)
+docker images -aq --no-trunc | sort -u >"$work/images-before"
+# The engine's data root, as root: its growth is the disk this test uses.
+engine_disk() {
+  local root
+  root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null) || return 0
+  [ -r "$root" ] && du -sm "$root" 2>/dev/null | cut -f1
+}
+disk_before=$(engine_disk || true)
 cleanup() {
   local status=$?
   set +e
   docker rm -f "$container" >/dev/null 2>&1
   docker volume rm "$volume" >/dev/null 2>&1
-  docker rmi "$image" >/dev/null 2>&1
-  [ -n "$base_made" ] && docker rmi "$base_made" >/dev/null 2>&1
+  # The images this run added: ours by name, and the untagged ones (the classic builder's
+  # stages). Never -f: an image another build or container uses is refused, not taken.
+  # A child goes before its parent, hence the passes.
+  for _ in 1 2 3 4; do
+    docker images -a --no-trunc --format '{{.ID}} {{.Repository}}' \
+      | awk -v tag="$tag" '$2 == "<none>" || index($2, tag) == 1 { print $1 }' | sort -u \
+      | comm -13 "$work/images-before" - >"$work/images-new"
+    [ -s "$work/images-new" ] || break
+    xargs docker rmi <"$work/images-new" >/dev/null 2>&1
+  done
   [ -n "$rootfs" ] && rm -rf "$rootfs"
   if [ -n "$daemon_pid" ]; then
-    # Our own engine: its build cache and layers go with it.
+    # Our own engine: its build cache goes too, then the engine.
     docker system prune -af --volumes >/dev/null 2>&1
     kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
     rm -rf "$daemon_dir"
-  else
-    # Another engine: dangling images of this build only (labelled), never others' cache.
-    docker image prune -f --filter "label=vggsvc.container-test=$$" >/dev/null 2>&1
+  elif [ "$builder" = BuildKit ]; then
+    say "BuildKit's cache of this build stays in the engine (docker builder prune frees it)"
   fi
-  if [ "$status" = 0 ]; then say "passed in $(elapsed)"; else say "FAILED after $(elapsed)"; fi
+  rm -rf "$work"
+  if [ -n "$skipped" ]; then :; elif [ "$status" = 0 ]; then say "passed in $(elapsed)"; else
+    say "FAILED after $(elapsed)"
+  fi
   exit "$status"
 }
 trap cleanup EXIT
@@ -115,7 +135,6 @@ fi
 
 # ---- 2. the base image ---------------------------------------------------------------
 base=${BASE_IMAGE:-}
-pip_cert=""
 if [ -z "$base" ]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
@@ -130,18 +149,11 @@ if [ -z "$base" ]; then
     "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; exit 1; }
   rm -f "$rootfs.log"
-  # The host's trust store: pip in the build then trusts what pip here trusts (a TLS
-  # proxy's own CA included).
-  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-    pip_cert=/etc/ssl/certs/ca-certificates.crt
-  fi
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  base_made=$tag-base:bookworm
-  tar -C "$rootfs" -c . | docker import - "$base_made" >/dev/null
+  base=$tag-base:bookworm
+  tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
   rm -rf "$rootfs"
   rootfs=""
-  base=$base_made
   say "base image $base made ($(elapsed))"
 fi
 
@@ -154,8 +166,7 @@ pip_setting() {
   [ -n "$value" ] || value=$("$PY" -m pip config get "global.$key" 2>/dev/null || true)
   printf '%s' "$value"
 }
-build_args=(--build-arg "PYTHON_IMAGE=$base" --build-arg VGGSVC_TF_FLAVOUR=cpu
-  --build-arg VGGSVC_BASE_WEIGHTS=none)
+build_args=(--build-arg VGGSVC_TF_FLAVOUR=cpu --build-arg VGGSVC_BASE_WEIGHTS=none)
 index_url=$(pip_setting PIP_INDEX_URL index-url)
 case "$index_url" in http://* | https://*) build_args+=(--build-arg "PIP_INDEX_URL=$index_url") ;; esac
 extra=""
@@ -165,18 +176,27 @@ done
 [ -z "$extra" ] || build_args+=(--build-arg "PIP_EXTRA_INDEX_URL=$extra")
 trusted=$(pip_setting PIP_TRUSTED_HOST trusted-host)
 [ -z "$trusted" ] || build_args+=(--build-arg "PIP_TRUSTED_HOST=$trusted")
-# PIP_CERT names a file in the base image: only when it is the one made here.
-if [ -n "$pip_cert" ] && [ -n "$(pip_setting PIP_CERT cert)" ]; then
-  build_args+=(--build-arg "PIP_CERT=$pip_cert")
+# pip here trusts a CA file of its own (a TLS-inspecting proxy's, say): the same file goes
+# into a layer on top of the base image, for PIP_CERT to name.
+cert=$(pip_setting PIP_CERT cert)
+if [ -n "$cert" ] && [ -f "$cert" ]; then
+  mkdir -p "$work/ca"
+  cp "$cert" "$work/ca/pip-ca.pem"
+  printf 'FROM %s\nCOPY pip-ca.pem /etc/ssl/certs/pip-ca.pem\n' "$base" >"$work/ca/Dockerfile"
+  docker build --network host -q -t "$tag-base:pip-ca" "$work/ca" >/dev/null
+  base=$tag-base:pip-ca
+  build_args+=(--build-arg PIP_CERT=/etc/ssl/certs/pip-ca.pem)
 fi
+build_args+=(--build-arg "PYTHON_IMAGE=$base")
 say "building $image (${build_args[*]})"
 build_start=$(date +%s)
 docker build --network host --label "vggsvc.container-test=$$" -t "$image" \
   "${build_args[@]}" . >&2
 build_s=$(($(date +%s) - build_start))
 size=$(docker image inspect -f '{{.Size}}' "$image")
-say "built in $build_s s; image $((size / 1000000)) MB"
-docker system df >&2
+disk_built=$(engine_disk || true)
+say "built in $build_s s; image $((size / 1000000)) MB;" \
+  "engine data ${disk_before:-?} MB before, ${disk_built:-?} MB after the build"
 
 # ---- 4. run it ------------------------------------------------------------------------
 # Batches of at most 4: VGG16 warms up 4 batch shapes instead of 16 (a minute less on 2
@@ -213,3 +233,4 @@ say "docker stop (the container's --stop-timeout) during a request"
 seen=$(probe stop-during-request "$url" "$container" --images 8)
 say "$seen"
 docker logs --tail 5 "$container" >&2
+say "engine data $(engine_disk || true) MB at the end, before clean-up"
