@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.packaging.deploy_files import (
+from tests.support.deploy_files import (
     REPO,
     compose_file,
     dockerfile_instructions,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 SCRIPT = REPO / "scripts" / "container-entrypoint.sh"
 

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 
 def _module() -> ModuleType:
