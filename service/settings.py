@@ -29,6 +29,7 @@ OTHER_PROGRAMS_VARIABLES = frozenset(
         "VGGSVC_FEATURE_CACHE_DIR",  # training: the feature store (was TRAINING_CACHE_DIR)
         "VGGSVC_BUILTIN_MODELS_DIR",  # scripts/container-entrypoint.sh: models baked in
         "VGGSVC_TF_FLAVOUR",  # scripts/venv.sh, Dockerfile, compose: cpu | gpu (TF_FLAVOUR)
+        "VGGSVC_BASE_WEIGHTS",  # Dockerfile: imagenet | hed | none, the weights baked in
         "VGGSVC_IMAGE_TAG",  # compose: the image's tag (IMAGE_TAG)
         "VGGSVC_TRAINING_DATA",  # compose: the trainer's data folder (TRAINING_DATA)
         "VGGSVC_LB_PORT",  # compose: HAProxy's host port (LB_PORT)
