@@ -76,9 +76,9 @@ class FitConfig(BaseModel):
     int8: Literal["auto", "off"] = Field(
         "auto",
         description="int8 artifact at export (OpenVINO, quantized on up to 300 training "
-        "photos, kept only if it agrees with fp32 on >= 99 % of the validation photos and "
-        "loses <= 0.5 accuracy points): auto = made when OpenVINO and NNCF are installed; "
-        "off = never",
+        "photos, kept only if its top-1 class matches fp32's on at least 99 in 100 "
+        "validation photos and it loses at most 0.5 accuracy points): auto = made when "
+        "OpenVINO and NNCF are installed; off = never",
     )
     # ---- the head and how it trains --------------------------------------------------
     head: Literal["flatten", "gap"] = Field(
