@@ -16,7 +16,9 @@ MAX_ACCURACY_DROP accuracy. The format and its reader are `modelstore.int8_artif
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,12 +144,16 @@ def export_int8(
     model = ov.convert_model(str(version_dir))
     sample = calibration_sample(train_paths, seed)
     calibration = _images(sample, image_size)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))]),
-        subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=FP32_SCOPE, validate=False),
-    )
+    # NNCF logs every ignored node and draws progress bars on stdout, which is where the
+    # CLI's answer goes: warnings only, and anything it still draws goes to stderr.
+    nncf.set_log_level(logging.WARNING)
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))]),
+            subset_size=len(calibration),
+            ignored_scope=nncf.IgnoredScope(patterns=FP32_SCOPE, validate=False),
+        )
     core = ov.Core()
     # Both scored with one stream on all cores, fp32 without any reduced-precision hint.
     config = compile_config(streams=1)
