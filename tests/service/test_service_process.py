@@ -20,8 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from bench.harness import running_service
+from service.__main__ import Server
+from service.drain import Drain
 from tests.service.conftest import publish_copy, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +157,31 @@ def test_process_log_has_no_tensorflow_start_up_lines(shutdown_run: ShutdownRun)
     assert "Application startup complete" in shutdown_run.log  # the log was captured
     assert "oneDNN custom operations" not in shutdown_run.log, shutdown_run.log[:2000]
     assert "absl::InitializeLog" not in shutdown_run.log
+
+
+def _signalled_server(in_flight: int, delay_s: float, timeout_s: float) -> tuple[Server, float]:
+    """A Server (never started) that has just been sent SIGTERM, and when it was sent."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never called
+        raise AssertionError("no request is served in these tests")
+
+    drain = Drain(in_flight=in_flight)
+    server = Server(uvicorn.Config(app), drain, delay_s=delay_s, timeout_s=timeout_s)
+    began = time.monotonic()
+    server.handle_exit(signal.SIGTERM, None)
+    return server, began
+
+
+def test_process_drain_gives_up_on_requests_in_flight_after_graceful_timeout() -> None:
+    # A request that never finishes must not keep the process from stopping.
+    server, began = _signalled_server(in_flight=1, delay_s=0.0, timeout_s=1.0)
+    assert wait_for(lambda: server.should_exit, timeout_s=30), "the drain never ended"
+    assert time.monotonic() - began >= 1.0  # it did wait the graceful timeout first
+
+
+def test_process_drain_keeps_the_port_open_for_drain_delay_when_idle() -> None:
+    # Nothing in flight: the drain still lasts drain_delay_s, so a balancer polling
+    # /readyz sees the 503 before the port closes.
+    server, began = _signalled_server(in_flight=0, delay_s=2.0, timeout_s=0.0)
+    assert wait_for(lambda: server.should_exit, timeout_s=30)
+    assert time.monotonic() - began >= 2.0
