@@ -1,4 +1,4 @@
-"""Export a classifier as a TensorFlow SavedModel with the signatures DESIGN.md promises.
+"""Export a classifier as a TensorFlow SavedModel with the signatures of `modelstore.contract`.
 
 - `serving_default`: `images` uint8 `[batch, size, size, 3]` RGB -> `probabilities`
   float32 `[batch, num_classes]`. VGG16 preprocessing runs inside the graph.

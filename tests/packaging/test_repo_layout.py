@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 
 def test_models_folder_tracks_only_readme_and_gitignore() -> None:
@@ -43,3 +43,14 @@ def test_shell_scripts_parse() -> None:
         shell = "sh" if script.name == "container-entrypoint.sh" else "bash"
         result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+def test_bench_imports_nothing_from_tests() -> None:
+    """Tests may use bench.support; benchmarks never reach into tests/ (one direction)."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "bench").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*(from|import)\s+tests\b", line)
+    ]
+    assert not offenders, f"bench/ imports from tests/: {offenders}"

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 
-from bench.harness import running_service
+from bench.support.harness import running_service
 from service.__main__ import Server
 from service.drain import Drain
 from tests.service.conftest import publish_copy, wait_for
