@@ -25,7 +25,7 @@ def triton(
 ) -> Iterator[httpclient.InferenceServerClient]:
     log = tmp_path_factory.mktemp("oip") / "service.log"
     # fp32 like the `client` fixture: the tests compare both within 1e-5.
-    flags = ("--poll-interval-s", "0", "--precision", "fp32")
+    flags = ("--poll-interval-s", "0", "--precision", "fp32", "--default-model", "car_truck")
     with running_service(models_dir, *flags, log=log) as (url, _):
         client = httpclient.InferenceServerClient(url.removeprefix("http://"))
         yield client
