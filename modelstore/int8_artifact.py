@@ -32,10 +32,10 @@ INT8_BIN = f"{INT8_DIR}/model.bin"
 INT8_RUNTIME = "openvino"
 
 # One stream on all cores: a batch of one (the c=1 latency) gets both cores, where with
-# two streams it runs on one. Two streams, each given half a batch, were measured at
-# 0.93x (batch 1) and 1.23x (batch 16) of one stream on 2 cores, in a run on a heavily
-# loaded machine (bench/int8.py, bench/results/int8.json; docs/int8.md): not adopted
-# on that evidence; `load_published(..., int8_streams=2)` is there to re-measure.
+# two streams it runs on one. Two streams, each given half a batch, measured 0.64x
+# (batch 1) and 1.23x (batch 16) of one stream on 2 cores (bench/int8.py,
+# bench/results/int8_quiet.json; docs/int8.md): better for full batches, worse for a
+# lone request. Kept at one; `load_published(..., int8_streams=2)` is there to switch.
 DEFAULT_STREAMS = 1
 
 
