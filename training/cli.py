@@ -299,6 +299,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         default=d.feature_batch_size,
         help="pictures per base call, for either engine",
     )
+    p.add_argument(
+        "--feature-memory-mb",
+        type=int,
+        default=d.feature_memory_mb,
+        help="a split whose features take at most this many MiB is held in memory; larger "
+        "ones stream from the feature store in batches (0: always stream)",
+    )
     _engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _verbose_arg(p)

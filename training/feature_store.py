@@ -107,6 +107,14 @@ class FeatureStore:
         np.save(buf, value, allow_pickle=False)
         self.storage.write_atomic(self.location(sha, flipped), buf.getvalue())
 
+    def entry_size(self) -> int:
+        """The bytes of one whole stored entry (`.npy` header and float32 values)."""
+        if "_entry_size" not in self.__dict__:
+            buf = io.BytesIO()
+            np.save(buf, np.zeros(self.feature_shape, np.float32), allow_pickle=False)
+            self.__dict__["_entry_size"] = len(buf.getvalue())
+        return int(self.__dict__["_entry_size"])
+
     def has_all(self, sha: str, flip: bool) -> bool:
         """Whether the features (and, with `flip`, the mirrored ones) are stored and whole."""
         return self.get(sha) is not None and (not flip or self.get(sha, True) is not None)
