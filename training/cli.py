@@ -549,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_tensorflow(args.verbose)  # before anything else imports it: quiet unless --verbose
     from modelstore.runtime import PrecisionUnavailableError
+    from training.feature_stream import MissingFeaturesError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
     from training.ray_cluster import EngineUnavailableError
@@ -567,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineUnavailableError as exc:
         print(f"error: engine: {exc}", file=sys.stderr)
         return EXIT_ENGINE
+    except MissingFeaturesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (DataError, InvalidModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
