@@ -171,6 +171,7 @@ def train_head_on(
     n: int,
     start_from: keras.Model | None = None,
     progress: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit a head on features read a batch at a time; early stopping restores the best
     validation loss.
@@ -180,7 +181,8 @@ def train_head_on(
     previous version's head (same labels and features) to continue from on
     `warm_schedule(cfg)` (few epochs, large batches, a smaller learning rate); its
     feature normalisation is kept, so its weights keep their meaning. Otherwise a
-    fresh head, normalised by one pass over `train` (`channel_moments`).
+    fresh head, normalised by one pass over `train` (`channel_moments`). `callbacks`:
+    more Keras callbacks for the epoch loop (the benchmark's clock).
     """
     keras.utils.set_random_seed(cfg.seed)
     epochs, patience, batch_size = cfg.epochs, cfg.patience, cfg.batch_size
@@ -261,6 +263,7 @@ def train_head_on(
             stop,
             EpochLines(epochs),
             EpochProgress(len(train), batch_size, epochs, enabled=progress),
+            *callbacks,
         ],
     )
     return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
