@@ -5,7 +5,7 @@
 
 Features come from the same on-disk cache `fit` uses, and heads are trained
 with the same `train_head`, without exporting a version for every trial.
-Confirm the winner with a real `python -m training fit` (see the README).
+Confirm the winner with a real `python -m training fit` (see docs/training.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import load_dataset
-from training.features import FeatureExtractor
+from training.features.extractor import FeatureExtractor
 from training.fit import FitConfig, train_head
 from training.model import build_base, truncate_base
 

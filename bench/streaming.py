@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from training.feature_store import FeatureStore
+from training.features.store import FeatureStore
 
 KEY = {"weights": "synthetic", "layer": "bench"}
 VALID = 2000
@@ -111,7 +111,7 @@ def measure(root: Path, shape: tuple[int, ...], count: int, memory_mb: int) -> d
     """One run in this process (a fresh one per run): train one epoch, report."""
     import keras
 
-    from training.feature_stream import StoredFeatures, training_source
+    from training.features.stream import StoredFeatures, training_source
     from training.fit import FitConfig, train_head_on
 
     store = FeatureStore(root, KEY, shape)

@@ -28,7 +28,7 @@ from modelstore.contract import (
 )
 from modelstore.layout import Draft, reserve_version
 from modelstore.metadata import BaseWeightsRecord, ModelMetadata, package_version, write_metadata
-from training.model_card import write_model_card
+from training.reports.model_card import write_model_card
 
 
 def _decode_for_graph(image_size: int) -> Any:

@@ -206,6 +206,13 @@ class VGGPreprocess(keras.layers.Layer):
         return x[..., ::-1] - tf.constant(VGG_BGR_MEAN, dtype=tf.float32)
 
 
+def feature_model(base: keras.Model, image_size: int) -> keras.Model:
+    """uint8 pictures -> VGG16 preprocessing -> frozen base: what both feature engines run."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
+    outputs = base(VGGPreprocess()(inputs), training=False)
+    return keras.Model(inputs, outputs, name="feature_extractor")
+
+
 def build_head(
     feature_shape: tuple[int, ...],
     num_classes: int,
@@ -222,7 +229,7 @@ def build_head(
     are large and their scale depends on the weights (ImageNet, HED, random);
     unit-scale inputs let one learning rate work for all of them. Its mean and
     variance are constants of the exported graph. `moments`: that mean and
-    variance per channel, already taken (`training.feature_stream.channel_moments`
+    variance per channel, already taken (`training.features.stream.channel_moments`
     streams them from the store), instead of `adapt_to`.
     """
     if num_classes < 2:

@@ -43,14 +43,3 @@ def test_shell_scripts_parse() -> None:
         shell = "sh" if script.name == "container-entrypoint.sh" else "bash"
         result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
-
-
-def test_readme_links_to_its_own_sections_resolve() -> None:
-    # GitHub's anchors: the heading lower-cased, punctuation but - and _ dropped, spaces -.
-    text = re.sub(r"^```.*?^```", "", (REPO / "README.md").read_text(), flags=re.S | re.M)
-    headings = re.findall(r"^#+ +(.+?) *$", text, flags=re.M)
-    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
-    assert "ray-engine-feature-extraction-and-batch-scoring-on-a-cluster" in anchors
-    links = set(re.findall(r"\]\(#([^)]+)\)", text))
-    assert len(links) > 10
-    assert sorted(links - anchors) == []

@@ -2,7 +2,7 @@
 
 `cases()` builds each input in memory (deterministic, no files) as a `BadInput`:
 its name, the body (encoded image bytes, or a JSON body), the declared content
-type, the HTTP status the README's error table promises and a fragment of the
+type, the HTTP status docs/service.md's error list promises and a fragment of the
 error message (None for inputs that must be answered 200). Image cases go to
 every image route (multipart and raw `/predict`, `/decode_predictions`, TF
 Serving `{"b64": ...}`); JSON cases name the JSON routes they apply to.
@@ -43,7 +43,7 @@ ISSUE_TIFF_B64 = (
     "CgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/"
 )
 
-# Fragments of the messages the service gives (README error table).
+# Fragments of the messages the service gives (docs/service.md, Errors).
 CORRUPT = "corrupt"  # 422: looks like an image, does not decode
 NOT_IMAGE = "not a supported image"  # 415: not in any format we read
 NOT_SUPPORTED = "images are not supported"  # 415: a format Pillow knows but we do not take

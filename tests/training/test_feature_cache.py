@@ -9,11 +9,11 @@ import PIL
 import pytest
 
 import imaging.decode
-import training.features
+import training.features.extractor
 from imaging.decode import DECODE_VERSION
 from tests.training.conftest import fit_tiny
 from training.demo_data import generate
-from training.features import FeatureExtractor
+from training.features.extractor import FeatureExtractor
 from training.model import BaseWeights, build_base
 
 
@@ -84,7 +84,9 @@ def test_feature_cache_misses_on_new_weights_size_or_decoder(
     assert through_base(base, info) == 0
     # A new decoder (its version is bumped when load_image's pixels change), or a new Pillow.
     monkeypatch.setattr(imaging.decode, "DECODE_VERSION", DECODE_VERSION + 1)
-    monkeypatch.setattr(training.features, "DECODE_VERSION", DECODE_VERSION + 1, raising=False)
+    monkeypatch.setattr(
+        training.features.extractor, "DECODE_VERSION", DECODE_VERSION + 1, raising=False
+    )
     assert through_base(base, info) == 3
     assert through_base(base, info) == 0
     monkeypatch.setattr(PIL, "__version__", f"{PIL.__version__}.post-test")

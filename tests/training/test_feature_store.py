@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.feature_store import FeatureStore
+from training.features.store import FeatureStore
 
 PARTS = {"weights": "none-abc", "decoding": "decode1-pil12", "size": "32px", "layer": "block5_pool"}
 SHA = "ab" + "0" * 62

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import training.features
+import training.engine
 from tests.training.conftest import fit_tiny
 from training.epoch_progress import EpochProgress
-from training.feature_store import FeatureStore
-from training.feature_stream import (
+from training.features.store import FeatureStore
+from training.features.stream import (
     ArrayFeatures,
     MissingFeaturesError,
     StoredFeatures,
@@ -106,7 +106,7 @@ def test_missing_features_stop_training_naming_how_many_and_where(tmp_path: Path
 def test_fit_stops_when_the_store_loses_features_after_extraction(
     demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extract = training.features.LocalFeatureEngine.store_splits
+    extract = training.engine.LocalFeatureEngine.store_splits
 
     def then_lose_two(self: object, *args: object, **kwargs: object) -> object:
         splits = extract(self, *args, **kwargs)  # type: ignore[arg-type]
@@ -115,7 +115,7 @@ def test_fit_stops_when_the_store_loses_features_after_extraction(
             Path(train.store.location(sha)).unlink()
         return splits
 
-    monkeypatch.setattr(training.features.LocalFeatureEngine, "store_splits", then_lose_two)
+    monkeypatch.setattr(training.engine.LocalFeatureEngine, "store_splits", then_lose_two)
     with pytest.raises(MissingFeaturesError, match=r"lacks 2 of the \d+ features"):
         fit_tiny(demo_dir, tmp_path, feature_memory_mb=0)
     assert not (tmp_path / "models" / "m").exists() or not any(

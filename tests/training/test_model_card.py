@@ -14,7 +14,7 @@ from tests.training.conftest import fit_tiny
 from training.cli import main
 from training.evaluate import evaluate
 from training.fit import FitResult
-from training.model_card import MODEL_CARD_FILE, limitations, render_model_card
+from training.reports.model_card import MODEL_CARD_FILE, limitations, render_model_card
 from training.scores import wilson_interval
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.lines import Line2D
 
-from training.plots import (
+from training.reports.plots import (
     DPI,
     confusion_matrix_figure,
     learning_curves_figure,

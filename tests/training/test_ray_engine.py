@@ -24,12 +24,13 @@ import numpy as np
 import pytest
 
 from tests.training.conftest import SIZE, fit_tiny
-from training.batch_predict import predict_to_stream
 from training.cli import EXIT_ENGINE, main
 from training.demo_data import generate
-from training.features import FeatureExtractor, LocalFeatureEngine
+from training.engine import LocalFeatureEngine
+from training.features.extractor import FeatureExtractor
 from training.fit import FitResult
 from training.model import build_base
+from training.predict import predict_to_stream
 
 pytestmark = [
     pytest.mark.skipif(
@@ -170,7 +171,7 @@ def test_ray_second_run_computes_no_feature(ray_fit: Any, data: Path) -> None:
 def test_ray_and_local_engines_hit_each_others_features(
     ray_fit: Any, local_fit: Any, data: Path
 ) -> None:
-    from training.ray_engine import RayFeatureEngine
+    from training.cluster.engine import RayFeatureEngine
 
     paths = sorted((data / "valid").rglob("*.png"))
     on_ray_store = _tiny_extractor(ray_fit[2] / "c")
@@ -186,7 +187,7 @@ def test_ray_actors_run_the_base_in_the_precision_of_the_store_key(
     ray_fit: Any, data: Path, tmp_path: Path
 ) -> None:
     from modelstore.runtime import PrecisionUnavailableError, cpu_flags, resolve_precision
-    from training.ray_engine import RayFeatureEngine
+    from training.cluster.engine import RayFeatureEngine
 
     try:  # only asks; the test process keeps its own (fp32) settings
         resolve_precision("bf16", None, cpu_flags())
@@ -243,7 +244,7 @@ def test_ray_fit_auto_computes_and_records_features_in_the_workers_precision(
 
 def test_ray_engine_precision_is_what_a_worker_resolves_not_the_driver(cluster: Any) -> None:
     from modelstore.runtime import Precision, cpu_flags, resolve_precision
-    from training.ray_engine import RayFeatureEngine
+    from training.cluster.engine import RayFeatureEngine
 
     engine = RayFeatureEngine(actors=2, batch_size=4, progress=False)
     # A driver answer no CPU worker gives under auto: the engine must not pass it on.
@@ -273,7 +274,7 @@ def test_ray_fit_with_a_precision_the_workers_cannot_run_fails_before_any_work(
 
 
 def test_worker_precision_gpu_workers_get_fp16_under_auto_whatever_the_cpu() -> None:
-    from training.ray_engine import worker_precision
+    from training.cluster.engine import worker_precision
 
     # The CPU flags of this box (AVX512-BF16): a driver here resolves auto to bf16.
     got = worker_precision("auto", (8, 0), {"avx512f", "avx512_bf16"})
@@ -284,7 +285,7 @@ def test_worker_precision_gpu_workers_get_fp16_under_auto_whatever_the_cpu() -> 
 
 def test_worker_precision_explicit_unsupported_names_the_workers_and_what_they_run() -> None:
     from modelstore.runtime import PrecisionUnavailableError
-    from training.ray_engine import worker_precision
+    from training.cluster.engine import worker_precision
 
     with pytest.raises(PrecisionUnavailableError) as old_gpu:
         worker_precision("fp16", (6, 1), {"avx512_bf16"})
@@ -298,7 +299,7 @@ def test_worker_precision_explicit_unsupported_names_the_workers_and_what_they_r
 def test_ray_worker_node_removed_mid_run_still_stores_every_feature_once(
     cluster: Any, tmp_path: Path
 ) -> None:
-    from training.ray_engine import RayFeatureEngine
+    from training.cluster.engine import RayFeatureEngine
 
     generate(tmp_path / "many", train=24, valid=0, size=SIZE, seed=5)
     paths = sorted((tmp_path / "many").rglob("*.png"))  # 48 pictures, one per batch

@@ -1,6 +1,6 @@
 """Feature batches read from the feature store, so head training never holds a whole split.
 
-The engines leave every feature where they wrote it (`training.feature_store`),
+The engines leave every feature where they wrote it (`training.features.store`),
 one `.npy` file per picture (and per mirrored picture), and hand fit a
 `StoredFeatures`: the readable files' hashes, no features. Head training reads
 them back a batch at a time through one `FeatureBatches` interface:
@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from training.feature_store import FeatureStore
+from training.features.store import FeatureStore
 
 # Store files read at once while a batch is assembled: reads wait on the disk (or on
 # object storage) and release the GIL, so a few threads keep the trainer fed.

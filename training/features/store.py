@@ -6,7 +6,7 @@ a key made of the picture's bytes and of everything that shapes the features:
     <root>/<namespace>/<sha256[:2]>/<sha256>[.flip].npy
 
 - `root`: a local folder or a pyarrow filesystem URI (`s3://bucket/features`);
-  see `training.storage` (object storage is tested here on local paths only).
+  see `training.features.storage` (object storage is tested here on local paths only).
 - `namespace`: the key parts joined with `-`, in order, e.g.
   `hed-0123abcd-decode1-pil12.0-128px-block5_pool`. The parts are a dict
   (`weights`, `decoding`, `size`, `layer`) so a new one (e.g. `precision`) is
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.storage import Storage
+from training.features.storage import Storage
 
 CACHE_ENV = "VGGSVC_FEATURE_CACHE_DIR"
 # The name before the VGGSVC_* family; read, with a warning, until the next release.

@@ -1,11 +1,11 @@
 """Frozen-base features, computed once per image and kept in the feature store.
 
 The base is frozen, so its output for a given picture never changes. Features
-live in `training.feature_store.FeatureStore`, keyed by `sha256(file bytes)` +
+live in `training.features.store.FeatureStore`, keyed by `sha256(file bytes)` +
 the base weights' identity + the decoding + the precision the base runs in +
 the input size + the cut layer (+ whether the picture was flipped), so renaming or moving a file costs nothing,
 and adding images to a data set computes features for the new ones only. The
-Ray engine (`training.ray_engine`) fills the same store: features computed by
+Ray engine (`training.cluster.engine`) fills the same store: features computed by
 either engine are hits for the other.
 """
 
@@ -14,18 +14,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import keras
 import numpy as np
 import PIL
 
 from imaging.decode import DECODE_VERSION
-from modelstore.runtime import Precision
-from training.feature_inputs import prepare_file
-from training.feature_store import FeatureStore, default_cache_dir
-from training.feature_stream import StoredFeatures
-from training.model import BaseWeights, VGGPreprocess
+from training.features.inputs import prepare_file
+from training.features.store import FeatureStore, default_cache_dir
+from training.model import BaseWeights, feature_model
 from training.progress import ProgressBar
 
 
@@ -52,13 +49,6 @@ def feature_key_parts(
         "size": f"{image_size}px",
         "layer": layer,
     }
-
-
-def feature_model(base: keras.Model, image_size: int) -> keras.Model:
-    """uint8 pictures -> VGG16 preprocessing -> frozen base: what both engines run."""
-    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
-    outputs = base(VGGPreprocess()(inputs), training=False)
-    return keras.Model(inputs, outputs, name="feature_extractor")
 
 
 @dataclass
@@ -179,104 +169,3 @@ class FeatureExtractor:
             file_sha256=[shas[p] for p in ok],
             errors=errors,
         )
-
-
-class FeatureEngine(Protocol):
-    """Where the base runs: `local` (this process) or `ray` (a cluster); same store."""
-
-    name: str
-
-    def extract(
-        self, extractor: FeatureExtractor, paths: list[Path], flip: bool = ..., label: str = ...
-    ) -> Features: ...
-
-    def extract_splits(
-        self,
-        extractor: FeatureExtractor,
-        splits: dict[str, tuple[list[Path], bool]],
-        label: str = ...,
-    ) -> dict[str, Features]: ...
-
-    def store_splits(
-        self,
-        extractor: FeatureExtractor,
-        splits: dict[str, tuple[list[Path], bool]],
-        label: str = ...,
-    ) -> dict[str, StoredFeatures]:
-        """Like `extract_splits`, leaving the features in the store (none gathered)."""
-        ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-    def feature_precision(self, requested: str, driver: Precision) -> Precision:
-        """The precision the base runs in, given `--precision` and this process's runtime."""
-        ...
-
-
-class LocalFeatureEngine:
-    """The base in this process, in batches (`FeatureExtractor.extract`)."""
-
-    name = "local"
-
-    def extract(
-        self,
-        extractor: FeatureExtractor,
-        paths: list[Path],
-        flip: bool = False,
-        label: str = "features",
-    ) -> Features:
-        return extractor.extract(paths, flip=flip, label=label)
-
-    def extract_splits(
-        self,
-        extractor: FeatureExtractor,
-        splits: dict[str, tuple[list[Path], bool]],
-        label: str = "features",
-    ) -> dict[str, Features]:
-        """`{name: (paths, flip)}` -> `{name: Features}`, one progress bar per split."""
-        return {
-            name: extractor.extract(paths, flip=flip, label=f"{name} {label}")
-            for name, (paths, flip) in splits.items()
-        }
-
-    def store_splits(
-        self,
-        extractor: FeatureExtractor,
-        splits: dict[str, tuple[list[Path], bool]],
-        label: str = "features",
-    ) -> dict[str, StoredFeatures]:
-        """`{name: (paths, flip)}` -> `{name: StoredFeatures}`: computed into the store, not kept."""
-        out = {}
-        for name, (paths, flip) in splits.items():
-            feats = extractor.extract(paths, flip=flip, label=f"{name} {label}", keep=False)
-            out[name] = StoredFeatures(
-                extractor.store, feats.paths, feats.file_sha256, flip, feats.errors
-            )
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "nodes": 1}
-
-    def feature_precision(self, requested: str, driver: Precision) -> Precision:
-        """The base runs in this process: the precision its runtime resolved."""
-        return driver
-
-
-ENGINES = ("local", "ray")
-
-
-def open_engine(
-    name: str,
-    ray_address: str | None = None,
-    ray_actors: int | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-) -> FeatureEngine:
-    """The engine called `name`; `ray` connects at once, so a bad address fails before any work."""
-    if name == "local":
-        return LocalFeatureEngine()
-    if name == "ray":
-        from training.ray_engine import RayFeatureEngine  # Ray is an optional extra
-
-        return RayFeatureEngine(ray_address, ray_actors, batch_size, progress)
-    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -4,7 +4,7 @@
 
 The pipeline streams; nothing big is gathered until the end:
 
-    file paths (blocks of one batch, `training.ray_cluster.block_count`)
+    file paths (blocks of one batch, `training.cluster.connection.block_count`)
       -> decode tasks (CPU): read, sha256, store lookup, `imaging.load_image` on a miss
       -> actor pool holding the base (one GPU per actor when the cluster has GPUs):
          runs the misses in batches, writes each feature to the FeatureStore
@@ -12,7 +12,7 @@ The pipeline streams; nothing big is gathered until the end:
          them into the actors: no copy of the pictures between processes)
       -> the driver: one small row per file (sha, error, node ids, base passes);
          the features stay in the store, and fit's head training streams them
-         from there in batches (`training.feature_stream`), as with the local engine.
+         from there in batches (`training.features.stream`), as with the local engine.
 
 Pictures are decoded by `imaging.load_image`, never `ray.data.read_images`,
 whose own resize would break train/serve parity. Files are read by our tasks
@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 
 from modelstore.runtime import PRECISIONS, Precision, PrecisionUnavailableError, resolve_precision
-from training.feature_store import FeatureStore
-from training.feature_stream import StoredFeatures
-from training.features import FeatureExtractor, Features
+from training.cluster.connection import actor_resources, block_count, connect
+from training.cluster.workers import BaseActor, decode_batch, probe_hardware
+from training.features.extractor import FeatureExtractor, Features
+from training.features.store import FeatureStore
+from training.features.stream import StoredFeatures
 from training.progress import ProgressBar
-from training.ray_cluster import actor_resources, block_count, connect
-from training.ray_workers import BaseActor, decode_batch, probe_hardware
 
 
 class RayFeatureEngine:

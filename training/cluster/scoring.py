@@ -8,7 +8,7 @@
     the cluster has GPUs) -> the driver writes `part-00000.jsonl`, `part-00001.jsonl`,
     ... (`--shard-size` lines each, each written whole then renamed) and `summary.json` last.
 
-Every line is the record the local engine prints (`training.batch_predict`): a
+Every line is the record the local engine prints (`training.predict`): a
 scored image, or `{"path": ..., "error": ...}` for a file that cannot be read or
 decoded. Lines come in the order the cluster finishes them, not input order.
 The model folder and the inputs must be readable from every node.
@@ -23,11 +23,11 @@ from typing import Any
 
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import read_metadata
-from training.batch_predict import iter_files
+from training.cluster.connection import actor_resources, block_count, connect
+from training.cluster.workers import ScoringActor, decode_for_scoring
+from training.features.storage import Storage, is_uri
+from training.predict import iter_files
 from training.progress import ProgressBar
-from training.ray_cluster import actor_resources, block_count, connect
-from training.ray_workers import ScoringActor, decode_for_scoring
-from training.storage import Storage, is_uri
 
 SUMMARY_FILE = "summary.json"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import ModelMetadata, read_metadata
-from training.plots import (
+from training.reports.plots import (
     CONFUSION_MATRIX_FILE,
     LEARNING_CURVES_FILE,
     plot_confusion_matrix,

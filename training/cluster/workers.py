@@ -1,6 +1,6 @@
 """What runs on the Ray cluster for feature extraction: decode tasks and the base actors.
 
-Kept apart from the driver (`training.ray_engine`) and free of TensorFlow at
+Kept apart from the driver (`training.cluster.engine`) and free of TensorFlow at
 import time: decode workers import this module and never load TensorFlow; an
 actor imports it on its first batch that needs the base.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from training.feature_inputs import prepare_file
-from training.feature_store import FeatureStore
-from training.ray_cluster import node_id
+from training.cluster.connection import node_id
+from training.features.inputs import prepare_file
+from training.features.store import FeatureStore
 
 
 def decode_batch(
@@ -74,8 +74,7 @@ class BaseActor:
         import ray
 
         from modelstore.runtime import configure_runtime
-        from training.features import feature_model
-        from training.model import truncate_base
+        from training.model import feature_model, truncate_base
 
         # The effective precision resolved on a worker like this one (`probe_hardware`),
         # asked for explicitly: the store key says it, so the features must be computed in
@@ -127,7 +126,7 @@ class BaseActor:
 def decode_for_scoring(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.ndarray]:
     """Decode task of batch scoring: a picture's bytes, or the error the local engine reports."""
     from imaging import ImageError, load_image
-    from training.storage import read_location
+    from training.features.storage import read_location
 
     pictures, errors = [], []
     for location in batch["path"]:
@@ -159,7 +158,7 @@ class ScoringActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import json
 
-        from training.batch_predict import error_record, score_record
+        from training.predict import error_record, score_record
 
         s = self.model.image_size
         ok = [i for i, e in enumerate(batch["error"]) if not e]

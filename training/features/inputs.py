@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging import ImageError, load_image
-from training.feature_store import FeatureStore
+from training.features.store import FeatureStore
 
 
 @dataclass
