@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,15 @@ from training.features.store import FeatureStore
 KEY = {"weights": "synthetic", "layer": "bench"}
 VALID = 2000
 SHAPES = {"block4_pool-96px": (6, 6, 512), "block5_pool-64px": (2, 2, 512)}
-RUNS = [  # (shape, pictures, memory_mb)
+RUNS = [  # (shape, pictures, memory_mb), in this order; each store grows as it goes
     ("block5_pool-64px", 10_000, 0),
     ("block5_pool-64px", 10_000, 1 << 20),
     ("block5_pool-64px", 100_000, 0),
-    ("block5_pool-64px", 1_000_000, 0),
     ("block4_pool-96px", 10_000, 0),
     ("block4_pool-96px", 100_000, 0),
+    ("block5_pool-64px", 1_000_000, 0),
 ]
+WRITERS = 4  # file writes wait on the disk, so threads overlap them
 
 
 def sha_of(i: int) -> str:
@@ -83,15 +85,16 @@ def write_store(root: Path, shape: tuple[int, ...], count: int, first: int = 0) 
             buf = io.BytesIO()
             np.save(buf, value, allow_pickle=False)
             pool.append(buf.getvalue())
-    folders: set[str] = set()
-    for i in range(first, first + count):
-        sha = sha_of(i)
-        path = store.location(sha)
-        if sha[:2] not in folders:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            folders.add(sha[:2])
-        with open(path, "wb") as fh:
+    for prefix in range(256):
+        Path(store.location(f"{prefix:02x}")).parent.mkdir(parents=True, exist_ok=True)
+
+    def write(i: int) -> None:
+        with open(store.location(sha_of(i)), "wb") as fh:
             fh.write(pool[label_of(i) * 64 + i % 64])
+
+    with ThreadPoolExecutor(WRITERS) as writers:
+        for _ in writers.map(write, range(first, first + count), chunksize=256):
+            pass
 
 
 def reset_peak_rss() -> None:
@@ -207,21 +210,25 @@ def main() -> None:
     work = Path(args.work)
     results: list[dict[str, Any]] = []
     load_before = os.getloadavg()
-    for shape_name in SHAPES:
-        sizes = sorted({n for s, n, _ in runs if s == shape_name})
+    written = dict.fromkeys(SHAPES, 0)
+    for index, (shape_name, count, memory_mb) in enumerate(runs):
         root = work / shape_name
-        written = 0
-        for count in sizes:
+        if written[shape_name] < count + VALID:
+            # The validation pictures of a smaller size become training pictures of a
+            # larger one: the store grows by the difference.
             t = time.monotonic()
-            write_store(root, SHAPES[shape_name], count + VALID - written, written)
-            written = count + VALID
-            print(f"{shape_name}: {count} pictures written in {time.monotonic() - t:.0f}s")
-            for s, n, mb in runs:
-                if s == shape_name and n == count:
-                    # The pictures' files as the run found them: the validation ones
-                    # of a smaller size are training pictures of this one.
-                    results.append(run_one(root, shape_name, count, mb))
-        shutil.rmtree(root, ignore_errors=True)
+            write_store(
+                root, SHAPES[shape_name], count + VALID - written[shape_name], written[shape_name]
+            )
+            written[shape_name] = count + VALID
+            print(f"{shape_name}: {count} pictures stored in {time.monotonic() - t:.0f}s")
+        results.append(run_one(root, shape_name, count, memory_mb))
+        if all(s != shape_name for s, _, _ in runs[index + 1 :]):
+            shutil.rmtree(root, ignore_errors=True)  # this shape is done: free the disk
+        write_report(Path(args.out), results, load_before)  # after every run: partial is kept
+
+
+def write_report(out: Path, results: list[dict[str, Any]], load_before: tuple[float, ...]) -> None:
     report = {
         "what": __doc__.split("\n\n")[1],
         "machine": {
@@ -232,8 +239,7 @@ def main() -> None:
         "runs": results,
         "ratios": ratios(results),
     }
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["ratios"], indent=2))
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
