@@ -56,9 +56,9 @@ RUNS = [  # (shape, pictures, memory_mb), in this order; each store grows as it 
     ("block5_pool-64px", 10_000, 0),
     ("block5_pool-64px", 10_000, 1 << 20),
     ("block5_pool-64px", 100_000, 0),
+    ("block5_pool-64px", 1_000_000, 0),
     ("block4_pool-96px", 10_000, 0),
     ("block4_pool-96px", 100_000, 0),
-    ("block5_pool-64px", 1_000_000, 0),
 ]
 WRITERS = 4  # file writes wait on the disk, so threads overlap them
 
