@@ -60,10 +60,14 @@ class FitConfig(BaseModel):
     # None: $VGGSVC_FEATURE_CACHE_DIR or ~/.cache/vgg-transfer/features
     cache_dir: str | None = None
     feature_batch_size: int = Field(32, ge=1)
-    # The head trains on features streamed from the store a batch at a time, so memory
-    # does not grow with the number of pictures; a split whose features take at most this
-    # many MiB is read into memory once instead (fast epochs for small sets). 0: always stream.
-    feature_memory_mb: int = Field(1024, ge=0)
+    # In memory, small splits train their many short epochs faster (no file reads).
+    feature_memory_mb: int = Field(
+        1024,
+        ge=0,
+        description="a split whose features take at most this many MiB is read into memory "
+        "once; larger ones stream from the feature store in batches every epoch, so memory "
+        "does not grow with the number of pictures (0: always stream)",
+    )
     min_accuracy: float | None = None  # a fraction in [0, 1]; see _fraction
     promote_if_better: bool = False
     # Where the base runs (training.cluster.engine); the head always trains in this process.
