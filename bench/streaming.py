@@ -12,9 +12,9 @@ dropout 0.5, batch 32, Adam 1e-3) for one epoch with `train_head_on` on the
 streamed split (`--feature-memory-mb 0`), validation (2 000 pictures) streamed
 too, and reports:
 
-- peak RSS of the whole process (`ru_maxrss`: with the list of every picture's
-  hash that fit also holds), of the training alone (VmHWM reset once the split's
-  source is made), and the RSS before (Python, TensorFlow imported);
+- peak RSS (VmHWM) of the whole process (with the list of every picture's hash
+  that fit also holds), of the training alone (VmHWM reset once the split's
+  source is made), and before (Python, TensorFlow imported);
 - pictures/s of the epoch's training pass, whole (first step's tracing included)
   and after its first 16-step call (the steady rate);
 - seconds of the completeness check (one `stat` per file) and of the
@@ -36,7 +36,6 @@ import io
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -92,9 +91,10 @@ def write_store(root: Path, shape: tuple[int, ...], count: int, first: int = 0) 
         with open(store.location(sha_of(i)), "wb") as fh:
             fh.write(pool[label_of(i) * 64 + i % 64])
 
+    # In slices: Executor.map makes every future at once (a million futures: 1 GB).
     with ThreadPoolExecutor(WRITERS) as writers:
-        for _ in writers.map(write, range(first, first + count), chunksize=256):
-            pass
+        for start in range(first, first + count, 10_000):
+            list(writers.map(write, range(start, min(start + 10_000, first + count))))
 
 
 def reset_peak_rss() -> None:
@@ -121,7 +121,8 @@ def measure(root: Path, shape: tuple[int, ...], count: int, memory_mb: int) -> d
     shas = [sha_of(i) for i in range(count)]
     labels = np.asarray([label_of(i) for i in range(count)], dtype=np.int64)
     valid_ids = range(count, count + VALID)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = peak_rss_since_reset()  # VmHWM: this process's own (ru_maxrss inherits
+    # the parent's high-water mark across fork and exec on Linux)
     started = time.monotonic()
     # paths: fit holds them (one per picture) for its records; the head never reads them.
     train = training_source(StoredFeatures(store, [], shas, False), labels, "none", memory_mb)
@@ -150,11 +151,11 @@ def measure(root: Path, shape: tuple[int, ...], count: int, memory_mb: int) -> d
     cfg = FitConfig(
         epochs=1, head="flatten", width=256, dropout=0.5, batch_size=32, label_smoothing=0.2
     )
+    rss_setup = peak_rss_since_reset()  # with the list of every picture's hash
     reset_peak_rss()  # from here: what training itself holds at its peak
     _, history = train_head_on(cfg, train, valid, 2, callbacks=[Clock()])
     rss_training = peak_rss_since_reset()
     ended = time.monotonic()
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steady = count - times["first_call_steps"] * cfg.batch_size
     steady_s = times["last_batch_end"] - times["first_call_end"]
     epoch_s = times["last_batch_end"] - times["epoch_begin"]
@@ -164,7 +165,7 @@ def measure(root: Path, shape: tuple[int, ...], count: int, memory_mb: int) -> d
         "mode": "in memory" if memory_mb else "streamed",
         "stored_bytes_per_picture": store.entry_size(),
         "rss_before_training_mib": round(rss_start / 1024, 1),
-        "peak_rss_mib": round(rss_peak / 1024, 1),
+        "peak_rss_mib": round(max(rss_setup, rss_training) / 1024, 1),
         "peak_rss_training_mib": round(rss_training / 1024, 1),
         "check_seconds": round(check, 2),
         "normalisation_and_setup_seconds": round(times["epoch_begin"] - started - check, 2),
