@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import ROOT
+from bench.support.harness import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "precision_accuracy.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-car-truck"

@@ -24,7 +24,7 @@ for entry in "${SYSTEM_PACKAGES[@]}"; do
     exit 1
   fi
 done
-# ray: the multi-node Ray engine tests run in CI (tests/training/test_ray_engine.py).
+# ray: the multi-node Ray engine tests run in CI (tests/training/cluster/test_cluster_engine.py).
 EXTRAS=dev,ray source scripts/venv.sh
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

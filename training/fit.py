@@ -49,6 +49,7 @@ from training.features.stream import (
     feature_batches,
     training_source,
 )
+from training.fit_story import auto_settings_block, smoothing_note, stopping_line
 from training.gate import check_gate
 from training.model import (
     build_base,
@@ -84,12 +85,20 @@ class FitResult:
 
 
 class EpochLines(keras.callbacks.Callback):
-    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`."""
+    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`.
 
-    def __init__(self, epochs: int) -> None:
+    With label smoothing the losses Keras reports are the smoothed ones: they are
+    named `loss (smoothed)` so that nobody compares them with the published log_loss.
+    """
+
+    def __init__(self, epochs: int, smoothed: bool = False) -> None:
         super().__init__()
         self.epochs = epochs
+        self.smoothed = smoothed
         self._started = time.monotonic()
+
+    def _name(self, key: str) -> str:
+        return f"{key} (smoothed)" if self.smoothed and key in ("loss", "val_loss") else key
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self._started = time.monotonic()
@@ -97,7 +106,9 @@ class EpochLines(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         seconds = time.monotonic() - self._started  # includes the validation pass
         logs = logs or {}
-        parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        parts = " ".join(
+            f"{self._name(k)} {v:.4f}" for k, v in logs.items() if k != "learning_rate"
+        )
         line = f"epoch {epoch + 1}/{self.epochs} {seconds:.2f}s {parts}"
         print(line, file=sys.stderr, flush=True)
 
@@ -201,6 +212,7 @@ def train_head_on(
     loss: Any = "sparse_categorical_crossentropy"
     target_spec = tf.TensorSpec((None,), tf.int64)
     if smoothing:  # Keras smooths one-hot targets only
+        print(smoothing_note(smoothing), file=sys.stderr)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
         target_spec = tf.TensorSpec((None, n), tf.float32)
 
@@ -255,12 +267,14 @@ def train_head_on(
         verbose=0,
         callbacks=[
             stop,
-            EpochLines(epochs),
+            EpochLines(epochs, smoothed=smoothing > 0),
             EpochProgress(len(train), batch_size, epochs, enabled=progress),
             *callbacks,
         ],
     )
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    record = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    print(stopping_line(record, epochs, patience), file=sys.stderr, flush=True)
+    return head, record
 
 
 def head_probabilities(
@@ -361,6 +375,7 @@ def fit(
     # "auto" settings follow the weights the base really gets (auto -> imagenet or hed).
     resolved = resolve_weights(cfg.base_weights)
     cfg, auto_settings = resolve_auto(cfg, resolved[0])
+    print(auto_settings_block(resolved[0], auto_settings), file=sys.stderr, flush=True)
     size = int(cfg.image_size)
     full_base, weights = build_base(cfg.base_weights, size, seed=cfg.seed, resolved=resolved)
     base = truncate_base(full_base, cfg.base_layer)

@@ -10,9 +10,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy import k8s_manifests
-from tests.deploy.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
-from tests.packaging.deploy_files import REPO
+from tests.support import k8s_manifests
+from tests.support.deploy_files import REPO
+from tests.support.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
 
 # The oldest Kubernetes the manifests target (podFailurePolicy, HPA v2 and PDB policy/v1 are
 # all there by 1.29) and the newest kubernetes-validate knows.

@@ -12,7 +12,7 @@ import pytest
 
 from tests.training.conftest import export_rule_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROBE = """
 import sys
 from training.cli import main

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.packaging.deploy_files import REPO, argv_module_command
+from tests.support.deploy_files import REPO, argv_module_command
 
 K8S = REPO / "deploy" / "k8s"
-CRD_SCHEMAS = Path(__file__).resolve().parent / "kserve_crds"
+CRD_SCHEMAS = Path(__file__).resolve().parents[1] / "deploy" / "kserve_crds"
 KSERVE_GROUP = "serving.kserve.io"
 
 

@@ -1,6 +1,6 @@
 """Service replicas behind HAProxy on loopback: the one-box stand-in for a Deployment and its Service.
 
-    from bench.cluster import Cluster, publish_version
+    from bench.support.cluster import Cluster, publish_version
 
     with Cluster(models_dir, workdir, replicas=3, flags=("--precision", "fp32")) as cluster:
         cluster.url                  # HAProxy's frontend: send requests here
@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, free_port, start_service, stop_service, wait_ready
+from bench.support.harness import ROOT, free_port, start_service, stop_service, wait_ready
 from modelstore import METADATA_FILE, reserve_version
 
 BACKEND = "replicas"  # the backend's name in deploy/haproxy.cfg

@@ -2,7 +2,7 @@
 
 One image per request, decoded with Pillow and predicted inside the handler
 with `model.predict`-style single-image calls, no batching, no thread pool.
-Run: NAIVE_MODEL=models/car_truck/1 uvicorn bench.naive_app:app --port 8001
+Run: NAIVE_MODEL=models/car_truck/1 uvicorn bench.support.naive_app:app --port 8001
 """
 
 from __future__ import annotations

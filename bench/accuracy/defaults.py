@@ -1,8 +1,8 @@
 """Honest accuracy for the defaults: choose on validation, report on a test split nobody tuned on.
 
-    PYTHONPATH=. python -m bench.accuracy_defaults search    # -> bench/results/accuracy_search_hed.json
-    PYTHONPATH=. python -m bench.accuracy_defaults defaults  # -> bench/results/accuracy_defaults.json
-    PYTHONPATH=. python -m bench.accuracy_defaults retrain   # -> bench/results/retrain.json
+    PYTHONPATH=. python -m bench.accuracy.defaults search    # -> bench/results/accuracy_search_hed.json
+    PYTHONPATH=. python -m bench.accuracy.defaults defaults  # -> bench/results/accuracy_defaults.json
+    PYTHONPATH=. python -m bench.accuracy.defaults retrain   # -> bench/results/retrain.json
 
 The protocol (`../shared/data/cifar10-car-truck`: train 821, valid 204 photos):
 
@@ -43,7 +43,9 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from training.scores import wilson_interval
+
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".." / "shared" / "data" / "cifar10-car-truck"
 RESULTS = REPO / "bench" / "results"
 TEST_SEED = 2026  # the test split's seed: fixed, and never an input to any choice
@@ -63,14 +65,8 @@ def test_split(train_paths: list[Path], train_labels: list[int]) -> set[Path]:
     return held
 
 
-def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (good at small n and near 1)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return round(centre - half, 4), round(centre + half, 4)
+def _rounded(interval: tuple[float, float]) -> tuple[float, float]:
+    return round(interval[0], 4), round(interval[1], 4)
 
 
 def _machine() -> str:
@@ -334,7 +330,11 @@ def _scored(work: Path, model: str, folder: Path) -> dict[str, Any]:
     report = json.loads(out)
     n = int(report["count"])
     correct = round(report["accuracy"] * n)
-    return {"accuracy": round(report["accuracy"], 4), "count": n, "ci95": wilson(correct, n)}
+    return {
+        "accuracy": round(report["accuracy"], 4),
+        "count": n,
+        "ci95": _rounded(wilson_interval(correct, n)),
+    }
 
 
 def _published(work: Path, name: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Search image size and head for the best validation accuracy with a given base.
 
-    PYTHONPATH=. python -m bench.accuracy_search [--data ../shared/data/cifar10-car-truck]
+    PYTHONPATH=. python -m bench.accuracy.search [--data ../shared/data/cifar10-car-truck]
         [--base-weights hed] [--sizes 64 96 128] [--out bench/results/accuracy_search.json]
 
 Features come from the same on-disk cache `fit` uses, and heads are trained
@@ -22,7 +22,7 @@ from training.features.extractor import FeatureExtractor
 from training.fit import FitConfig, train_head
 from training.model import build_base, truncate_base
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEADS = [  # (head, width, dropout)
     ("flatten", 0, 0.5),
     ("flatten", 256, 0.5),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CIFAR_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-car-truck"
+CIFAR_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-car-truck"
 
 
 def photo_like(width: int, height: int, seed: int = 0, noise: float = 12.0) -> Image.Image:

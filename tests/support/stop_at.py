@@ -1,6 +1,6 @@
 """Run `python -m training ARGS`, freezing the process (SIGSTOP) at one instant of publishing.
 
-    python tests/training/stop_at.py rename fit --data DIR --name NAME ...
+    python tests/support/stop_at.py rename fit --data DIR --name NAME ...
 
 Instants too short to catch from outside the process: `metadata` (metadata.json
 about to be opened for writing: SavedModel and plots are in the draft) and

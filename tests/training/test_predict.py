@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bad_inputs import tiff_strips
+from bench.support.bad_inputs import tiff_strips
 from training.cli import main
 from training.fit import FitResult
 

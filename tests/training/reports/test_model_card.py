@@ -154,3 +154,7 @@ def test_wilson_interval_known_values() -> None:
     assert (round(low, 4), round(high, 4)) == (0.3906, 0.8619)
     assert wilson_interval(0, 0) == (0.0, 1.0)
     assert wilson_interval(10, 10)[1] == 1.0
+    # Around the proportion, and narrower with more data.
+    low, high = wilson_interval(90, 100)
+    assert 0.82 < low < 0.9 < high < 0.95
+    assert wilson_interval(900, 1000)[1] - wilson_interval(900, 1000)[0] < high - low

@@ -1,8 +1,8 @@
 """Frozen-feature candidates for the `hed` defaults, judged on validation and cross-validation.
 
-    PYTHONPATH=. python -m bench.accuracy_explore                    # every candidate
-    PYTHONPATH=. python -m bench.accuracy_explore --only default b4_sqrt_l2
-    PYTHONPATH=. python -m bench.accuracy_explore --list             # names and descriptions
+    PYTHONPATH=. python -m bench.accuracy.explore                    # every candidate
+    PYTHONPATH=. python -m bench.accuracy.explore --only default b4_sqrt_l2
+    PYTHONPATH=. python -m bench.accuracy.explore --list             # names and descriptions
 
 Writes bench/results/accuracy_explore.json (merged by candidate name, so `--only` reruns
 update their rows and keep the others).
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy_defaults import (
+from bench.accuracy.defaults import (
     DATA,
     RESULTS,
     SEEDS,

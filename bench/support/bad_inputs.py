@@ -13,7 +13,7 @@ also exceeds the default 40,000,000-pixel limit, so `bench/bad_input_memory.py`
 runs the same corpus against a service with default settings, plus
 `legal_maximum_cases()`, the largest inputs those settings accept.
 
-Run `python -m tests.support.bad_inputs` to list the corpus.
+Run `python -m bench.support.bad_inputs` to list the corpus.
 """
 
 from __future__ import annotations

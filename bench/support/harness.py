@@ -1,6 +1,6 @@
 """What tests and benchmarks share to run the real thing: ports, tiny models, server processes.
 
-    from bench.harness import export_tiny, free_port, running_service
+    from bench.support.harness import export_tiny, free_port, running_service
 
 One copy of each helper, used by `tests/` and `bench/` alike (bench may import
 anything; tests import it from here rather than keeping copies).
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Closed-loop HTTP load generator for the serving benchmark (runs in its own process).
 
-Run: python -m bench.loadgen --url http://127.0.0.1:8000/predict --image photo.jpg \
+Run: python -m bench.support.loadgen --url http://127.0.0.1:8000/predict --image photo.jpg \
         --concurrency 16 --requests 200
 Prints one JSON object: throughput, latency percentiles, errors. Bounded by
 --requests and --max-seconds; only ever targets the URL it is given (loopback).

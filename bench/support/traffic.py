@@ -4,7 +4,7 @@
         ...                          # roll replicas, kill one, publish a version
     outcomes = traffic.outcomes      # one Outcome per request, in completion order
 
-Unlike bench/loadgen.py (a separate process that only reports a summary), this keeps each
+Unlike bench/support/loadgen.py (a separate process that only reports a summary), this keeps each
 request's timing, status, model version and serving replica, so a test can ask which
 requests failed, when, and what version answered after a roll. It runs in the calling
 process: for the modest rates of a rolling-update proof, not for peak-throughput figures.
@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import SERVED_BY
-from bench.loadgen import percentile
+from bench.support.cluster import SERVED_BY
+from bench.support.loadgen import percentile
 
 
 @dataclass(frozen=True)
