@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/streaming-bench")
     parser.add_argument("--out", default="bench/results/streaming.json")
     parser.add_argument("--quick", action="store_true", help="10^3 and 10^4 only (a smoke run)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="which series to run")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -208,6 +209,7 @@ def main() -> None:
         print(json.dumps(measure(Path(spec["root"]), shape, spec["count"], spec["mb"])))
         return
     runs = [(s, n // 10, mb) for s, n, mb in RUNS if n <= 100_000] if args.quick else RUNS
+    runs = [run for run in runs if run[0] in args.shapes.split(",")]
     work = Path(args.work)
     results: list[dict[str, Any]] = []
     load_before = os.getloadavg()
