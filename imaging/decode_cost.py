@@ -128,7 +128,7 @@ def tiff_page_count(data: bytes, stop_after: int = MAX_FRAMES) -> int:
         return 0  # BigTIFF or not a TIFF: Pillow reads its first page only
     offset = struct.unpack_from(order + "I", data, 4)[0]
     seen: set[int] = set()
-    while 0 < offset and offset + 2 <= len(data) and offset not in seen:
+    while offset > 0 and offset + 2 <= len(data) and offset not in seen:
         seen.add(offset)
         if len(seen) > stop_after:
             break

@@ -98,6 +98,29 @@ class Settings(BaseSettings):
         description="the event loop: uvloop (not a dependency: pip install uvloop) or the "
         "standard asyncio loop; auto = uvloop when installed",
     )
+    # Connection hygiene (docs/reliability.md): what nginx's client_header_timeout,
+    # keepalive_timeout, client_body_timeout and limit_conn do in front of a service.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0.0,
+        description="a connection that has not sent complete request headers this many "
+        "seconds after opening (or after its last response) is closed",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0.0, description="an idle keep-alive connection is closed after this many seconds"
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="a request body must arrive in full within this many seconds of its "
+        "headers, or the request gets 408 and its memory is freed",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open client connections at most; more get 503 + Retry-After (lowered "
+        "to fit the open files limit, which start-up raises to its hard limit)",
+    )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (access log included)"

@@ -80,9 +80,13 @@ def _set_apng_frames(png: bytes, frames: int) -> bytes:
     at = png.index(b"acTL") - 4
     body = struct.pack(">II", frames, 0)
     chunk = b"acTL" + body
-    return png[:at] + struct.pack(">I", 8) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[
-        at + 20 :
-    ]
+    return (
+        png[:at]
+        + struct.pack(">I", 8)
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + png[at + 20 :]
+    )
 
 
 def test_apng_declaring_too_many_frames_is_refused() -> None:
