@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from modelstore.layout import parse_version
+
 ENV_PREFIX = "VGGSVC_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Settings that never become command-line flags: a secret in argv is visible to every
@@ -218,11 +220,13 @@ class Settings(BaseSettings):
         pins: dict[str, list[int]] = {}
         for item in items:
             name, sep, version = str(item).rpartition(":")
-            if not sep or not name or not (version.isascii() and version.isdigit()):
-                raise ValueError(f"pinned_versions entries look like car_truck:2, got {item!r}")
-            if int(version) < 1:
-                raise ValueError(f"pinned version numbers start at 1, got {item!r}")
-            pins.setdefault(name, []).append(int(version))
+            number = parse_version(version)
+            if not sep or not name or number is None:
+                raise ValueError(
+                    f"pinned_versions entries look like car_truck:2 (a positive integer "
+                    f"version, no leading zero), got {item!r}"
+                )
+            pins.setdefault(name, []).append(number)
         return {name: sorted(set(versions)) for name, versions in pins.items()}
 
     @property
