@@ -116,19 +116,21 @@ def test_odd_version_folders_are_reported_once_and_deleted_failures_dropped(
     shutil.copytree(model_dir / "1", model_dir / "092")
     (model_dir / "3").mkdir()
     (model_dir / "3" / "metadata.json").mkdir()  # a directory where the file belongs
-    with caplog.at_level(logging.INFO, logger="service.repository"):
-        with TestClient(create_app(make_settings(fresh_dir))) as client:
-            repo = client.app.state.service.repository  # type: ignore[attr-defined]
-            for _ in range(3):
-                assert repo.reload() == {"car_truck": [1]}
-            assert "metadata.json is not a file" in repo.failures[("car_truck", 3)]
-            states = client.get("/v1/models/car_truck").json()["model_version_status"]
-            assert any(s["version"] == "3" for s in states)
-            shutil.rmtree(model_dir / "3")
-            repo.reload()
-            assert repo.failures == {}
-            states = client.get("/v1/models/car_truck").json()["model_version_status"]
-            assert [s["version"] for s in states] == ["1"]
+    with (
+        caplog.at_level(logging.INFO, logger="service.repository"),
+        TestClient(create_app(make_settings(fresh_dir))) as client,
+    ):
+        repo = client.app.state.service.repository  # type: ignore[attr-defined]
+        for _ in range(3):
+            assert repo.reload() == {"car_truck": [1]}
+        assert "metadata.json is not a file" in repo.failures[("car_truck", 3)]
+        states = client.get("/v1/models/car_truck").json()["model_version_status"]
+        assert any(s["version"] == "3" for s in states)
+        shutil.rmtree(model_dir / "3")
+        repo.reload()
+        assert repo.failures == {}
+        states = client.get("/v1/models/car_truck").json()["model_version_status"]
+        assert [s["version"] for s in states] == ["1"]
     messages = [r.getMessage() for r in caplog.records]
     assert sum("092" in m for m in messages) == 1
     assert sum("version 3" in m for m in messages) == 1
