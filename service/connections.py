@@ -23,7 +23,6 @@ The per-request body deadline (408) lives with the body cap in
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import resource
 import time
@@ -32,7 +31,7 @@ from typing import Any
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
-from service.errors import error_body
+from service.http_errors import send_error
 
 log = logging.getLogger(__name__)
 # Descriptors kept free under the open-file limit for everything that is not a client
@@ -76,21 +75,12 @@ def connection_cap(max_connections: int, open_file_limit: int) -> int:
 
 async def _refuse(scope: Any, receive: Any, send: Any) -> None:
     """The ASGI answer to a request on a connection over the cap: JSON 503 + Retry-After."""
-    message = "too many open connections to this replica; retry shortly or use another replica"
-    body = json.dumps(error_body(503, message)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(REFUSAL_RETRY_AFTER_S).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    await send_error(
+        send,
+        503,
+        "too many open connections to this replica; retry shortly or use another replica",
+        [(b"retry-after", str(REFUSAL_RETRY_AFTER_S).encode())],
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 class _RateLimitedWarning:
@@ -115,7 +105,7 @@ def guarded_protocol(http: str, header_timeout_s: float, max_connections: int) -
     base: type = import_from_string(HTTP_PROTOCOLS[http])
     over_cap_warning = _RateLimitedWarning(ACCEPT_ERROR_LOG_INTERVAL_S)
 
-    class GuardedProtocol(base):  # type: ignore[valid-type,misc]
+    class GuardedProtocol(base):
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:

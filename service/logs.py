@@ -16,7 +16,7 @@ import logging
 import re
 from typing import Any
 
-from service.middleware import PROBE_PATHS
+from service.drain import PROBE_PATHS
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

@@ -199,7 +199,8 @@ class ModelRepository:
         if metadata.exists() and not metadata.is_file():
             # Not a writer still at work (that is a missing file): a broken version, failed
             # once and reported in /models, instead of "not yet" at every poll.
-            return self._failed(name, version, path, f"{METADATA_FILE} is not a file")
+            self._failed(name, version, path, f"{METADATA_FILE} is not a file")
+            return None
         if not metadata.is_file():
             log.info(
                 "model %s version %d has no %s yet; skipped for now", name, version, METADATA_FILE
@@ -218,9 +219,11 @@ class ModelRepository:
             reason = str(exc)
         except Exception as exc:  # anything else a broken export raises: skip it, keep serving
             reason = f"{type(exc).__name__}: {exc}"
-        return self._failed(name, version, path, reason)
+        self._failed(name, version, path, reason)
+        return None
 
     def _failed(self, name: str, version: int, path: Path, reason: str) -> None:
+        """Record, log and count a version that cannot load (tried again once its files change)."""
         with self._lock:
             self._loading.pop((name, version), None)
             self.failures[(name, version)] = reason

@@ -10,6 +10,12 @@ import zlib
 import pytest
 from PIL import Image
 
+from bench.support.bad_inputs import animated, gradient, pillow
+from bench.support.decode_bombs import (
+    gif_frame_bomb,
+    jpeg_scan_bomb,
+    webp_canvas_bomb,
+)
 from imaging import ImageTooCostlyError, ImageTooLargeError, load_image
 from imaging.decode_cost import (
     MAX_FRAMES,
@@ -17,12 +23,6 @@ from imaging.decode_cost import (
     gif_frame_count,
     jpeg_scan_count,
     tiff_page_count,
-)
-from tests.support.bad_inputs import animated, gradient, pillow
-from tests.support.decode_bombs import (
-    gif_frame_bomb,
-    jpeg_scan_bomb,
-    webp_canvas_bomb,
 )
 
 SIZE = 32

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.support.decode_bombs import jpeg_scan_bomb, webp_canvas_bomb
 from imaging.decode_cost import MAX_JPEG_SCANS
 from service.app import create_app
 from service.logs import RedactSecretsFilter
 from tests.service.conftest import files, make_settings
-from tests.support.decode_bombs import jpeg_scan_bomb, webp_canvas_bomb
 
 NOT_VERSIONS = ("1.0", "+1", "%201", "01", "0", "1e0", "0x1")
 
