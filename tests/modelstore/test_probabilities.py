@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from modelstore.loader import load_published, renormalised
 from modelstore.runtime import configure_runtime, cpu_flags
 
