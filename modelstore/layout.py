@@ -189,6 +189,18 @@ def reserve_version(
             if final.exists():  # never overwrite a published version
                 raise FileExistsError(f"{final} already exists")
             os.rename(draft.path, final)
-            (model_dir / LAST_PUBLISHED_FILE).write_text(f"{version}\n")
+            try:
+                (model_dir / LAST_PUBLISHED_FILE).write_text(f"{version}\n")
+            except OSError as exc:
+                # The version is published and complete: failing the command now would say
+                # otherwise. Its folder keeps its number taken while it exists.
+                log.warning(
+                    "%s v%d is published, but %s could not be written (%s): its number "
+                    "could be given again only if its folder is deleted",
+                    name,
+                    version,
+                    model_dir / LAST_PUBLISHED_FILE,
+                    exc,
+                )
         finally:
             shutil.rmtree(draft.path, ignore_errors=True)  # gone already after the rename

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 from modelstore.tf_quiet import VERBOSE_ENV, import_tensorflow, verbose_from_env
+from training.disk_space import disk_full_message, is_disk_full
 
 if TYPE_CHECKING:
     from training.config import FitConfig
@@ -26,6 +27,7 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
 EXIT_WEIGHTS = 4
 EXIT_ENGINE = 5
+EXIT_DISK_FULL = 6
 
 EXIT_CODES = """exit codes:
   0  ok: the new version is published
@@ -34,7 +36,9 @@ EXIT_CODES = """exit codes:
   3  the quality gate refused the model (--min-accuracy, --promote-if-better): nothing published
   4  base weights unavailable (--base-weights)
   5  the Ray engine is unavailable (the `ray` extra is not installed, or the cluster
-     cannot be reached)"""
+     cannot be reached)
+  6  no space left on device (or quota exceeded): the message names the path and the
+     free space there; nothing is published"""
 
 FIT_EXAMPLES = """examples:
   # the synthetic demo data set, then a model trained on it
@@ -563,3 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, InvalidModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # a full disk is an answer, not a bug: one line, exit 6
+        if not is_disk_full(exc):
+            raise
+        print(f"error: {disk_full_message(exc, _output_dir(args))}", file=sys.stderr)
+        return EXIT_DISK_FULL
+
+
+def _output_dir(args: argparse.Namespace) -> str:
+    """Where the command writes, for a disk-full message whose error names no file."""
+    return str(getattr(args, "models_dir", None) or getattr(args, "output", None) or ".")
