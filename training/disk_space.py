@@ -49,7 +49,7 @@ def free_space(path: str | Path) -> str:
     while not where.exists() and where != where.parent:
         where = where.parent
     try:
-        free = shutil.disk_usage(where).free
+        free = float(shutil.disk_usage(where).free)
     except OSError:
         return "free space unknown"
     for unit in ("bytes", "KB", "MB", "GB", "TB"):

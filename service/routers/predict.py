@@ -11,7 +11,7 @@ from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
 from service.routers.params import one_value_per_parameter
 from service.schemas import ERRORS, PredictResponse
-from service.state import PredictorDep, SettingsDep
+from service.state import PredictorDep, StateDep
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(one_value_per_parameter)])
 
@@ -29,14 +29,12 @@ async def _predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: str | None,
     top: int | None,
 ) -> dict[str, Any]:
-    items = await read_images(request, settings.max_images_per_request)
-    result: Prediction = await predictor.predict_images(
-        model or settings.default_model, None, items
-    )
+    items = await read_images(request, state.settings.max_images_per_request)
+    result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
         result.model, result.probabilities, [item.filename for item in items], top
@@ -48,11 +46,11 @@ async def predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
 ) -> dict[str, Any]:
     """Every class with its score, best first, for each image."""
-    return await _predict(request, response, predictor, settings, model, None)
+    return await _predict(request, response, predictor, state, model, None)
 
 
 @router.post(
@@ -65,7 +63,7 @@ async def decode_predictions(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
     top: Annotated[int, Query(ge=1, description="classes per image")] = 5,
 ) -> dict[str, Any]:
@@ -74,8 +72,8 @@ async def decode_predictions(
     Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores.
     """
     if media_type(request) != "application/json":
-        return await _predict(request, response, predictor, settings, model, top)
-    model_version = predictor.repository.get(model or settings.default_model)
+        return await _predict(request, response, predictor, state, model, top)
+    model_version = predictor.repository.get(state.model_for(model))
     scores = await predictor.parse_body(
         await request.body(),
         lambda document: parse_scores(model_version, document, predictor.check_count),

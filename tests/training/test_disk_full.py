@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import training.cli
+import training.commands
+from bench.support.bad_inputs import gradient, pillow
 from modelstore.layout import LAST_PUBLISHED_FILE, list_versions, reserve_version
 from modelstore.metadata import METADATA_FILE
 from training.cli import EXIT_DISK_FULL, main
@@ -32,14 +33,17 @@ def test_fit_on_a_full_disk_is_one_line_and_exit_6(
     def full(args: Any) -> int:
         raise RuntimeError("export failed") from enospc(str(target))
 
-    monkeypatch.setattr(training.cli, "_run", full)
+    monkeypatch.setattr(training.commands, "fit", full)
     data = tmp_path / "data"
     for label in ("a", "b"):
         (data / label).mkdir(parents=True)
+        for i in range(6):  # enough for the checks made before any work
+            (data / label / f"{i}.png").write_bytes(pillow(gradient(8 + i, 8), "PNG"))
     args = ["fit", "--data", str(data), "--name", "m", "--models-dir", str(tmp_path / "models")]
+    args += ["--valid-split", "0.5"]
     code = main([*args, "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == EXIT_DISK_FULL
+    assert code == EXIT_DISK_FULL, err
     assert len(err) == 1 and "Traceback" not in err[0]
     assert err[0].startswith("error: no space left on device writing ")
     assert str(target) in err[0] and "free there" in err[0]
