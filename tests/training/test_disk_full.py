@@ -41,7 +41,7 @@ def test_fit_on_a_full_disk_is_one_line_and_exit_6(
             (data / label / f"{i}.png").write_bytes(pillow(gradient(8 + i, 8), "PNG"))
     args = ["fit", "--data", str(data), "--name", "m", "--models-dir", str(tmp_path / "models")]
     args += ["--valid-split", "0.5"]
-    code = main([*args, "--quiet"])
+    code = main(args)  # not --quiet: it turns Keras logging off for the whole process
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_DISK_FULL, err
     assert len(err) == 1 and "Traceback" not in err[0]
