@@ -72,7 +72,10 @@ class PublishedModel:
                 f"TensorFlow ran out of memory running a batch of {len(pictures)} on "
                 f"{self.device}: {exc.message}"
             ) from exc
-        return np.asarray(out.numpy(), dtype=np.float32)
+        probabilities = np.asarray(out.numpy(), dtype=np.float32)
+        if self.precision != "fp32":
+            probabilities = renormalised(probabilities)
+        return probabilities
 
     @property
     def released(self) -> bool:
@@ -82,6 +85,21 @@ class PublishedModel:
         """Drop the graph and variables (memory goes once no call holds them)."""
         self._fn = None
         self._saved = None
+
+
+def renormalised(probabilities: np.ndarray) -> np.ndarray:
+    """Rows rescaled in float64 to sum to 1, returned as float32.
+
+    Under bf16 (or fp16) the graph rewriter runs the head's matmul and, with it, the
+    softmax's input at 8 bits of mantissa: rows summed to 0.998-1.002. Outputs called
+    probabilities must be a distribution, so the division happens here in float64
+    (rows then sum to 1 within 1e-7 in float32). The exported SavedModel stays fp32
+    and untouched; fp32 outputs are returned exactly as the graph gives them.
+    """
+    rows = probabilities.astype(np.float64)
+    np.clip(rows, 0.0, None, out=rows)
+    totals = rows.sum(axis=1, keepdims=True)
+    return np.divide(rows, totals, out=rows, where=totals > 0).astype(np.float32)
 
 
 def _tensor_info(spec: tf.TensorSpec, name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from modelstore.runtime import Runtime, configure_runtime
+from service.connections import quiet_accept_errors
 from service.drain import DrainMiddleware
 from service.http_errors import UnexpectedErrorMiddleware, install_error_handlers
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_accept_errors(asyncio.get_running_loop())
         if not settings.models_dir.is_dir():
             log.warning("models directory %s does not exist; nothing to serve", settings.models_dir)
         repo = build_repository(settings, runtime, state.metrics)
@@ -107,7 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and the drain gate's 503. The error middleware wraps the body cap too: buffering a
     # body of up to max_request_bytes is where a MemoryError is likeliest (503, not a
     # plain-text 500 from Starlette).
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(DrainMiddleware, drain=state.drain)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(

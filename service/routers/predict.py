@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
+from service.routers.params import one_value_per_parameter
 from service.schemas import ERRORS, PredictResponse
 from service.state import PredictorDep, StateDep
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Depends(one_value_per_parameter)])
 
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")

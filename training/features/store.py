@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from training.disk_space import disk_full_message, is_disk_full
 from training.features.storage import Storage
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "VGGSVC_FEATURE_CACHE_DIR"
 # The name before the VGGSVC_* family; read, with a warning, until the next release.
@@ -109,9 +113,34 @@ class FeatureStore:
         value = np.asarray(value, dtype=np.float32)
         if value.shape != self.feature_shape:
             raise ValueError(f"features of shape {value.shape}, store holds {self.feature_shape}")
+        if self.__dict__.get("_full"):
+            return
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
-        self.storage.write_atomic(self.location(sha, flipped), buf.getvalue())
+        self._write(self.location(sha, flipped), buf.getvalue())
+
+    @property
+    def full(self) -> bool:
+        """Whether a write found the disk full (in this process), so caching stopped."""
+        return bool(self.__dict__.get("_full"))
+
+    def _write(self, where: str, data: bytes) -> None:
+        """Write, unless the cache's disk is full: then warn once and stop caching.
+
+        The cache only saves time; a full disk under it must not fail the job
+        (the features are still computed and used, just not kept).
+        """
+        try:
+            self.storage.write_atomic(where, data)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.__dict__["_full"] = True
+            log.warning(
+                "the feature cache is full (%s); going on without caching: %s",
+                disk_full_message(exc, self.root),
+                self.root,
+            )
 
     def _header(self) -> bytes:
         """The `.npy` header `put` writes before the values (the same for every entry)."""
@@ -135,4 +164,4 @@ class FeatureStore:
         where = self.storage.path(self.namespace, KEY_FILE)
         if not self.storage.exists(where):
             text = json.dumps({"parts": self.key_parts, "shape": self.feature_shape}, indent=2)
-            self.storage.write_atomic(where, text.encode())
+            self._write(where, text.encode())

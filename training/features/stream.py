@@ -175,10 +175,16 @@ class StoreFeatures:
         if missing:
             mirrored = sum(w.endswith(".flip.npy") for w in missing)
             which = f" ({mirrored} of them mirror images)" if mirrored else ""
+            why = (
+                "its disk filled up while they were computed, and the head trains from the "
+                "store: free space there or point --cache-dir at a larger disk"
+                if self.store.full
+                else "were they deleted or written to another store? Run fit again to "
+                "recompute them"
+            )
             raise MissingFeaturesError(
                 f"the feature store {self.store.root} lacks {len(missing)} of the {len(self)} "
-                f"features of this split{which}, e.g. {missing[0]}; were they deleted or "
-                f"written to another store? Run fit again to recompute them"
+                f"features of this split{which}, e.g. {missing[0]}; {why}"
             )
 
 
