@@ -176,3 +176,23 @@ def test_epoch_progress_appears_only_once_an_epoch_is_long() -> None:
     assert lines[0] == "epoch 2/3: 1000 to do"  # not a terminal: whole lines
     assert lines[1] == "epoch 2/3: 300/1000 (30%) 50.0/s, 6s elapsed, ETA 14s"
     assert lines[-1] == "epoch 2/3: done 1000/1000 in 20s (50.0/s)"
+
+
+def test_missing_features_after_the_store_disk_filled_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from training.features.storage import Storage
+
+    x, y, _ = _separable(6)
+    stored = _stored(tmp_path / "store", x, None)
+    Path(stored.store.location(stored.file_sha256[0])).unlink()
+
+    def full(self: Storage, path: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(Storage, "write_atomic", full)
+    stored.store.put(stored.file_sha256[0], False, x[0])  # the write fails: caching stops
+    with pytest.raises(MissingFeaturesError, match=r"lacks 1 of the 6 .* disk filled up"):
+        training_source(stored, y, "none", memory_mb=0)
