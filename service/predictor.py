@@ -32,6 +32,7 @@ from service.model_version import ModelVersion
 from service.repository import ModelRepository
 from service.settings import Settings
 from service.telemetry import Metrics
+from service.unknown_outputs import answer_label, unknown_fields, unpack
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class ImageInput:
 class Prediction:
     model: ModelVersion  # labels and class ids stay readable after the version is released
     probabilities: np.ndarray  # [n, classes]
+    unknown_scores: np.ndarray | None = None  # [n]; None for a version without a scorer
 
 
 def ranked_classes(
@@ -88,16 +90,24 @@ def prediction_body(
     probabilities: np.ndarray,
     filenames: Sequence[str | None],
     top: int | None = None,
+    unknown_scores: np.ndarray | None = None,
+    abstain: bool = False,
 ) -> dict[str, Any]:
-    """The JSON of /predict and /decode_predictions: per image, its classes best first."""
-    return {
-        "model": model.name,
-        "version": model.version,
-        "predictions": [
-            {"filename": filename, "classes": ranked_classes(model, row.tolist(), top)}
-            for filename, row in zip(filenames, probabilities, strict=True)
-        ],
-    }
+    """The JSON of /predict and /decode_predictions: per image, its answer (`label`), its
+    classes best first, and its unknown score (null for a version without a scorer).
+
+    `abstain`: a flagged image is answered with the label "unknown".
+    """
+    scores: Sequence[float | None] = (
+        [None] * len(filenames) if unknown_scores is None else unknown_scores.tolist()
+    )
+    predictions = []
+    for filename, row, score in zip(filenames, probabilities, scores, strict=True):
+        classes = ranked_classes(model, row.tolist(), top)
+        fields = unknown_fields(model.model, score)
+        label = answer_label(classes[0]["label"], fields, abstain)
+        predictions.append({"filename": filename, "label": label, "classes": classes, **fields})
+    return {"model": model.name, "version": model.version, "predictions": predictions}
 
 
 class Predictor:
@@ -219,9 +229,10 @@ class Predictor:
         return await self.parse_body(body, decode)
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
-        probs = await model.batcher.predict(images, self.settings.request_timeout_s)
+        rows = await model.batcher.predict(images, self.settings.request_timeout_s)
+        probs, unknown_scores = unpack(model.model, rows)
         best = probs.argmax(axis=1)
         for row, index in zip(probs, best, strict=True):
             self.metrics.predictions.labels(model=model.name, label=model.labels[index]).inc()
             self.metrics.confidence.labels(model=model.name).observe(float(row[index]))
-        return Prediction(model, probs)
+        return Prediction(model, probs, unknown_scores)

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 
 from modelstore.runtime import Runtime
 from service.errors import NotReady
+from service.explain import Explainer
 from service.middleware import Drain
 from service.predictor import Predictor
 from service.repository import ModelRepository
@@ -28,6 +29,7 @@ class AppState:
     runtime: Runtime
     repository: ModelRepository | None = None
     predictor: Predictor | None = None
+    explainer: Explainer | None = None  # Grad-CAM heatmaps, on their own bounded thread
     # Started on SIGTERM: /readyz answers 503 and new requests are refused until the
     # requests in flight are answered; only then does uvicorn stop listening.
     drain: Drain = field(default_factory=Drain)

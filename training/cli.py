@@ -252,6 +252,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "(auto: 0.2 for hed, 0 otherwise)",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="makes CPU runs reproducible")
+    p.add_argument(
+        "--unknown-rate",
+        type=float,
+        default=d.unknown_rate,
+        help="the unknown score's threshold flags this fraction of the validation photos, "
+        "in (0, 0.5)",
+    )
     _switch(
         p,
         "--flip-augment",
@@ -371,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", type=Path, default=None, help="also write the confusion matrix PNG (default: no)"
     )
+    p.add_argument(
+        "--ood",
+        type=_existing_dir,
+        default=None,
+        help="folder of pictures of none of the model's classes: also report the unknown "
+        "score's AUROC and flagged shares against --data (default: no)",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=32, help="pictures per model call")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _verbose_arg(p)
@@ -465,6 +479,7 @@ def _run(args: argparse.Namespace) -> int:
             args.batch_size,
             progress=not args.quiet,
             precision=args.precision,
+            ood_dir=args.ood,
         )
         if args.plot:
             from training.plots import plot_confusion_matrix

@@ -46,6 +46,14 @@ class FitConfig(BaseModel):
     # instead of one-hot targets: a regulariser (auto: 0.2 for hed, 0 otherwise).
     label_smoothing: float | Literal["auto"] = "auto"
     seed: int = 0
+    unknown_rate: float = Field(
+        0.05,
+        gt=0.0,
+        lt=0.5,
+        description="share of the in-distribution validation photos the unknown score flags: "
+        "its threshold is calibrated to flag this fraction (higher flags more unfamiliar "
+        "pictures and more real ones)",
+    )
     # Only for a data folder without train/ and valid/: the held-out fraction per class.
     valid_split: float | None = Field(None, gt=0.0, lt=1.0)
     flip_augment: bool | Literal["auto"] = "auto"  # also train on mirrored pictures' features

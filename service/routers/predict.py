@@ -17,6 +17,13 @@ router = APIRouter(tags=["predict"])
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")
 ]
+AbstainQuery = Annotated[
+    bool,
+    Query(
+        description="answer the label 'unknown' for an image the model's unknown score "
+        "flags as unlike its training photos"
+    ),
+]
 
 
 def _model_headers(response: Response, name: str, version: int) -> None:
@@ -31,6 +38,7 @@ async def _predict(
     settings: SettingsDep,
     model: str | None,
     top: int | None,
+    abstain: bool = False,
 ) -> dict[str, Any]:
     items = await read_images(request, settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(
@@ -38,7 +46,12 @@ async def _predict(
     )
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
-        result.model, result.probabilities, [item.filename for item in items], top
+        result.model,
+        result.probabilities,
+        [item.filename for item in items],
+        top,
+        result.unknown_scores,
+        abstain,
     )
 
 
@@ -49,9 +62,10 @@ async def predict(
     predictor: PredictorDep,
     settings: SettingsDep,
     model: ModelQuery = None,
+    abstain: AbstainQuery = False,
 ) -> dict[str, Any]:
-    """Every class with its score, best first, for each image."""
-    return await _predict(request, response, predictor, settings, model, None)
+    """Every class with its score, best first, and the unknown score, for each image."""
+    return await _predict(request, response, predictor, settings, model, None, abstain)
 
 
 @router.post(

@@ -1,0 +1,339 @@
+"""Which "unknown" score tells a car/truck photo from a photo of anything else?
+
+    PYTHONPATH=. python -m bench.unknown research   # -> bench/results/unknown_research.json
+
+Protocol (honest by construction):
+
+1. A model is fitted with the defaults (offline `hed` weights) on
+   `../shared/data/cifar10-car-truck` by `training.fit.fit`; its head gives the
+   softmax and energy candidates.
+2. The frozen base runs once over train, valid and `../shared/data/cifar10-other`
+   with several outputs (block3_pool, block4_pool), in fp32.
+3. Every candidate is fitted on the training photos' features only. The choice is
+   made without any other-class photo: a leave-one-class-out proxy on the training
+   photos (fit on 80 % of one class, score the held-out 20 % of it against the
+   held-out 20 % of the other class; mean AUROC of both directions).
+4. Every candidate is then scored ONCE on `cifar10-other` (480 photos) against the
+   car/truck validation photos: AUROC, and the share of other-class photos flagged
+   at the threshold that flags 5 % of the validation photos. Nothing is tuned on it;
+   all candidates are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+# `../shared` beside the checkout (a worktree one level deeper looks two levels up).
+SHARED = next(
+    (p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if (p / "data").is_dir()),
+    REPO.parent / "shared",
+)
+DATA = SHARED / "data" / "cifar10-car-truck"
+OTHER = SHARED / "data" / "cifar10-other"
+RESULTS = REPO / "bench" / "results"
+CACHE = Path(os.environ.get("VGGSVC_BENCH_CACHE", Path(tempfile.gettempdir()) / "bench-unknown"))
+LAYERS = ("block3_pool", "block4_pool")
+PROXY_SEED = 7
+
+
+def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    """P(score of an outside photo > score of an inside one), ties counting half."""
+    both = np.concatenate([inside, outside])
+    order = both.argsort(kind="mergesort")
+    ranks = np.empty(len(both))
+    ranks[order] = np.arange(1, len(both) + 1)
+    # average ranks of ties
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    r_out = ranks[len(inside) :].sum()
+    n_in, n_out = len(inside), len(outside)
+    return float((r_out - n_out * (n_out + 1) / 2) / (n_in * n_out))
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.png") if p.is_file())
+
+
+def extract(paths: list[Path], size: int, flip: bool = False) -> dict[str, np.ndarray]:
+    """GAP and GMP of each layer in LAYERS, and block4_pool's whole map (the head's input)."""
+    import keras
+
+    from imaging.decode import load_image
+    from training.model import VGGPreprocess, build_base
+
+    base, _ = build_base("hed", size)
+    outs = [base.get_layer(name).output for name in LAYERS]
+    multi = keras.Model(base.input, outs)
+    inputs = keras.Input((size, size, 3), dtype="uint8")
+    model = keras.Model(inputs, multi(VGGPreprocess()(inputs)))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(paths), 64):
+        batch = np.stack([load_image(p.read_bytes(), size) for p in paths[start : start + 64]])
+        if flip:
+            batch = batch[:, :, ::-1, :]
+        maps = model.predict_on_batch(batch)
+        for name, fmap in zip(LAYERS, maps, strict=True):
+            fmap = np.asarray(fmap, np.float32)
+            parts.setdefault(f"{name}/gap", []).append(fmap.mean(axis=(1, 2)))
+            parts.setdefault(f"{name}/gmp", []).append(fmap.max(axis=(1, 2)))
+            if name == "block4_pool":
+                parts.setdefault("block4_pool/map", []).append(fmap)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def cached_features(name: str, paths: list[Path], size: int, flip: bool = False) -> dict:
+    file = CACHE / f"{name}-{size}{'-flip' if flip else ''}.npz"
+    if file.is_file():
+        with np.load(file) as data:
+            return dict(data)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    feats = extract(paths, size, flip)
+    np.savez(file, **feats)
+    return feats
+
+
+# ---- candidate scorers: fit(train features, labels) -> score(features) -----------------
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn(k: int) -> Callable[[np.ndarray, np.ndarray], Scorer]:
+    def fit(bank: np.ndarray, labels: np.ndarray) -> Scorer:
+        bank = l2(bank)
+
+        def score(x: np.ndarray) -> np.ndarray:
+            sims = l2(x) @ bank.T
+            top = -np.sort(-sims, axis=1)[:, :k]
+            return 1.0 - top[:, -1]  # cosine distance to the k-th nearest training photo
+
+        return score
+
+    return fit
+
+
+def mahalanobis(per_class: bool, shrink: float) -> Callable[[np.ndarray, np.ndarray], Scorer]:
+    def fit(bank: np.ndarray, labels: np.ndarray) -> Scorer:
+        bank = l2(bank)
+        classes = np.unique(labels)
+        means = np.stack([bank[labels == c].mean(axis=0) for c in classes])
+        centred = bank - means[np.searchsorted(classes, labels)]
+        cov = centred.T @ centred / len(bank)
+        cov = (1 - shrink) * cov + shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+        precision = np.linalg.inv(cov)
+        if not per_class:
+            means = means  # tied covariance, class-conditional means
+
+        def score(x: np.ndarray) -> np.ndarray:
+            x = l2(x)
+            d = np.stack([np.einsum("nd,de,ne->n", x - m, precision, x - m) for m in means], 1)
+            return d.min(axis=1)
+
+        return score
+
+    return fit
+
+
+def transform(kind: str, feats: dict[str, np.ndarray]) -> np.ndarray:
+    """A pooled representation named by `kind`, from `extract`'s features."""
+    b3, b4 = feats["block3_pool/gap"], feats["block4_pool/gap"]
+    if kind == "gap4":
+        return b4
+    if kind == "gap4+gmp4":
+        return np.concatenate([l2(b4), l2(feats["block4_pool/gmp"])], axis=1)
+    if kind == "sqrt-gap4":
+        return np.sqrt(np.maximum(b4, 0))
+    if kind == "gap3+gap4":
+        return np.concatenate([l2(b3), l2(b4)], axis=1)
+    if kind == "sqrt-gap3+gap4":
+        return np.concatenate([l2(np.sqrt(b3)), l2(np.sqrt(np.maximum(b4, 0)))], axis=1)
+    if kind == "gap3+gmp3+gap4+gmp4":
+        return np.concatenate(
+            [l2(b3), l2(feats["block3_pool/gmp"]), l2(b4), l2(feats["block4_pool/gmp"])], axis=1
+        )
+    if kind == "gap3":
+        return b3
+    raise ValueError(kind)
+
+
+REPRESENTATIONS = (
+    "gap4",
+    "gap4+gmp4",
+    "sqrt-gap4",
+    "gap3",
+    "gap3+gap4",
+    "sqrt-gap3+gap4",
+    "gap3+gmp3+gap4+gmp4",
+)
+METHODS: dict[str, Callable[[np.ndarray, np.ndarray], Scorer]] = {
+    "knn1": knn(1),
+    "knn5": knn(5),
+    "knn10": knn(10),
+    "maha-tied-0.1": mahalanobis(False, 0.1),
+    "maha-tied-0.5": mahalanobis(False, 0.5),
+}
+
+
+def proxy_auroc(
+    fit: Callable[[np.ndarray, np.ndarray], Scorer], x: np.ndarray, y: np.ndarray
+) -> float:
+    """Leave-one-class-out on the training photos only (no other-class photo involved)."""
+    rng = random.Random(PROXY_SEED)
+    held = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = list(np.flatnonzero(y == c))
+        rng.shuffle(idx)
+        held[idx[: len(idx) // 5]] = True
+    results = []
+    for c in np.unique(y):
+        bank = x[(~held) & (y == c)]
+        score = fit(bank, np.zeros(len(bank), int))
+        inside, outside = score(x[held & (y == c)]), score(x[held & (y != c)])
+        results.append(auroc(inside, outside))
+    return float(np.mean(results))
+
+
+def flagged_at(valid_scores: np.ndarray, other_scores: np.ndarray, rate: float = 0.05) -> dict:
+    threshold = float(np.quantile(valid_scores, 1 - rate))
+    # Honest in-distribution false alarms: calibrate on one half of valid, count on the other.
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(valid_scores))
+    a, b = valid_scores[order[::2]], valid_scores[order[1::2]]
+    cross = [
+        float((b > np.quantile(a, 1 - rate)).mean()),
+        float((a > np.quantile(b, 1 - rate)).mean()),
+    ]
+    return {
+        "threshold": threshold,
+        "other_flagged": round(float((other_scores > threshold).mean()), 4),
+        "valid_flagged_cross_halves": round(float(np.mean(cross)), 4),
+    }
+
+
+def head_scores(model_dir: Path, maps: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Max softmax (as 1 - p) and energy (-logsumexp of logits) of the fitted head."""
+    import keras
+
+    from training.model import load_head
+
+    head = load_head(model_dir)
+    assert head is not None
+    last = head.get_layer("probabilities")
+    penultimate = keras.Model(head.input, last.input)
+    kernel, bias = last.get_weights()
+    out = {}
+    for split, fmap in maps.items():
+        logits = np.asarray(penultimate(fmap, training=False)) @ kernel + bias
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        lse = logits.max(1) + np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))
+        out[split] = {"msp": 1.0 - probs.max(1), "energy": -lse}
+    return out
+
+
+def research(args: argparse.Namespace) -> dict[str, Any]:
+    from training.data import load_dataset
+    from training.fit import fit
+
+    data = load_dataset(DATA.resolve())
+    size = 96  # the hed default (training.defaults)
+    began = time.monotonic()
+    other_paths = _files(OTHER.resolve())
+    train = cached_features("train", data.train.paths, size)
+    train_flip = cached_features("train", data.train.paths, size, flip=True)
+    valid = cached_features("valid", data.valid.paths, size)
+    other = cached_features("other", other_paths, size)
+    y = np.asarray(data.train.labels)
+    seconds_features = time.monotonic() - began
+
+    with tempfile.TemporaryDirectory() as models:
+        result = fit(
+            DATA.resolve(),
+            "car_truck",
+            models,
+            base_weights="hed",
+            progress=False,
+            cache_dir=str(CACHE / "fit-cache"),
+        )
+        heads = head_scores(
+            result.path, {"valid": valid["block4_pool/map"], "other": other["block4_pool/map"]}
+        )
+        accuracy = result.metrics["accuracy"]
+
+    candidates = []
+    for rep in REPRESENTATIONS:
+        x_train = transform(rep, train)
+        x_bank = np.concatenate([x_train, transform(rep, train_flip)])
+        y_bank = np.concatenate([y, y])
+        xv, xo = transform(rep, valid), transform(rep, other)
+        for method, fitter in METHODS.items():
+            proxy = proxy_auroc(fitter, x_train, y)
+            score = fitter(x_bank, y_bank)
+            sv, so = score(xv), score(xo)
+            row = {
+                "representation": rep,
+                "method": method,
+                "proxy_auroc_train_loco": round(proxy, 4),
+                "other_auroc": round(auroc(sv, so), 4),
+                **flagged_at(sv, so),
+            }
+            candidates.append(row)
+            print(json.dumps(row), flush=True)
+    for method in ("msp", "energy"):
+        sv, so = heads["valid"][method], heads["other"][method]
+        row = {
+            "representation": "head",
+            "method": method,
+            "proxy_auroc_train_loco": None,  # needs a head per held-out class: not comparable
+            "other_auroc": round(auroc(sv, so), 4),
+            **flagged_at(sv, so),
+        }
+        candidates.append(row)
+        print(json.dumps(row), flush=True)
+    ranked = [c for c in candidates if c["proxy_auroc_train_loco"] is not None]
+    chosen = max(ranked, key=lambda c: c["proxy_auroc_train_loco"])
+    return {
+        "what": "unknown-score candidates: chosen on the training photos only "
+        "(leave-one-class-out proxy), each scored once on cifar10-other vs car/truck valid",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), shared with other work",
+        "image_size": size,
+        "train_photos": len(y),
+        "valid_photos": len(valid["block4_pool/gap"]),
+        "other_photos": len(other_paths),
+        "fit_validation_accuracy": accuracy,
+        "feature_seconds": round(seconds_features, 1),
+        "chosen_by_proxy": chosen,
+        "candidates": candidates,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("research")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    if args.command == "research":
+        out = research(args)
+        path = RESULTS / "unknown_research.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
