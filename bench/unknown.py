@@ -1,6 +1,15 @@
 """Which "unknown" score tells a car/truck photo from a photo of anything else?
 
     PYTHONPATH=. python -m bench.unknown research   # -> bench/results/unknown_research.json
+    PYTHONPATH=. python -m bench.unknown measure    # -> bench/results/unknown.json
+
+`measure` fits a model with the defaults through `training.fit.fit` (which fits and
+exports the chosen scorer), then through the published version only:
+`training.evaluate` with `--ood` (AUROC, flagged shares at the calibrated threshold),
+the car/truck accuracy of `serving_default` and of `predict_with_unknown` (the same
+head: the same answers), the service's throughput at c=16 with and without the score
+(one server, two copies of the version, rounds interleaved), and the latency of
+`/explain` against `/predict` at c=1 (interleaved).
 
 Protocol (honest by construction):
 
@@ -26,6 +35,7 @@ import json
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -322,13 +332,134 @@ def research(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def without_scorer(version: Path, target: Path) -> None:
+    """A copy of `version` that the loader serves through `serving_default` alone: its
+    metadata no longer records the scorer (the SavedModel is the same)."""
+    import shutil
+
+    shutil.copytree(version, target)
+    meta = json.loads((target / "metadata.json").read_text())
+    meta.pop("unknown")
+    (target / "metadata.json").write_text(json.dumps(meta))
+
+
+def accuracy_both_ways(version: Path, folder: Path) -> dict[str, Any]:
+    """Accuracy on `folder` of serving_default and predict_with_unknown, and how far apart."""
+    from imaging.decode import load_image
+    from modelstore.loader import load_published
+    from modelstore.runtime import configure_runtime
+    from training.data import scan_split
+
+    model = load_published(version, configure_runtime("auto"))
+    _, split = scan_split(folder, model.labels)
+    pictures = np.stack([load_image(p, model.image_size) for p in split.paths])
+    plain = np.concatenate(
+        [model.predict(pictures[i : i + 32]) for i in range(0, len(pictures), 32)]
+    )
+    scored = np.concatenate(
+        [model.predict_with_unknown(pictures[i : i + 32])[0] for i in range(0, len(pictures), 32)]
+    )
+    truth = np.asarray(split.labels)
+    return {
+        "photos": len(truth),
+        "serving_default_accuracy": round(float((plain.argmax(1) == truth).mean()), 4),
+        "predict_with_unknown_accuracy": round(float((scored.argmax(1) == truth).mean()), 4),
+        "same_answers": int((plain.argmax(1) == scored.argmax(1)).sum()),
+        "max_probability_difference": float(np.abs(plain - scored).max()),
+    }
+
+
+def serving_costs(models: Path, image: Path, rounds: int, requests: int) -> dict[str, Any]:
+    """Throughput at c=16 with and without the score, explain vs predict latency at c=1."""
+    from bench.harness import free_port
+    from bench.serving import load, server
+
+    work = Path(tempfile.mkdtemp(prefix="bench-unknown-serving-"))
+    port = free_port()
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(REPO),
+        VGGSVC_MODELS_DIR=str(models),
+        VGGSVC_DEFAULT_MODEL="car_truck",
+    )
+    cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    rows: dict[str, list[dict]] = {
+        "scored_c16": [],
+        "plain_c16": [],
+        "explain_c1": [],
+        "predict_c1": [],
+    }
+    with server(cmd, env, port, work / "server.log"):
+        load(f"{url}/predict?model=car_truck", image, 4, 16)  # warm the connections
+        load(f"{url}/explain?model=car_truck", image, 1, 4)  # trace the explain graph
+        for _ in range(rounds):
+            rows["scored_c16"].append(load(f"{url}/predict?model=car_truck", image, 16, requests))
+            rows["plain_c16"].append(load(f"{url}/predict?model=plain", image, 16, requests))
+            rows["explain_c1"].append(load(f"{url}/explain?model=car_truck", image, 1, 12))
+            rows["predict_c1"].append(load(f"{url}/predict?model=car_truck", image, 1, 12))
+    scored = float(np.median([r["throughput_rps"] for r in rows["scored_c16"]]))
+    plain = float(np.median([r["throughput_rps"] for r in rows["plain_c16"]]))
+    explain = float(np.median([r["p50_ms"] for r in rows["explain_c1"]]))
+    predict = float(np.median([r["p50_ms"] for r in rows["predict_c1"]]))
+    return {
+        "rounds": rows,
+        "throughput_c16_with_score_rps": scored,
+        "throughput_c16_without_score_rps": plain,
+        "throughput_ratio_with_over_without": round(scored / plain, 3),
+        "explain_p50_ms_c1": explain,
+        "predict_p50_ms_c1": predict,
+        "latency_ratio_explain_over_predict": round(explain / predict, 3),
+    }
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.photos import jpeg_from_cifar
+    from training.evaluate import evaluate
+    from training.fit import fit
+
+    models = Path(tempfile.mkdtemp(prefix="bench-unknown-models-"))
+    result = fit(
+        DATA.resolve(), "car_truck", models, progress=False, cache_dir=str(CACHE / "fit-cache")
+    )
+    meta = result.metadata
+    assert meta.unknown is not None
+    report = evaluate(
+        result.path, DATA.resolve() / "valid", progress=False, ood_dir=OTHER.resolve()
+    )
+    without_scorer(result.path, models / "plain" / "1")
+    image = models.parent / "bench-unknown-photo.jpg"
+    image.write_bytes(jpeg_from_cifar(640, 480))
+    out: dict[str, Any] = {
+        "what": "the exported scorer of a model fitted with the defaults, on cifar10-other "
+        "(nobody tuned on it) against the car/truck validation photos",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), shared with other work",
+        "scorer": meta.unknown.model_dump(),
+        "fit_validation_accuracy": result.metrics["accuracy"],
+        "detection": report["unknown_detection"],
+        "accuracy": accuracy_both_ways(result.path, DATA.resolve() / "valid"),
+    }
+    print(json.dumps(out["detection"]), flush=True)
+    if not args.skip_serving:
+        out["serving"] = serving_costs(models, image, args.rounds, args.requests)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("research")
+    m = sub.add_parser("measure")
+    m.add_argument("--rounds", type=int, default=3, help="interleaved A/B rounds")
+    m.add_argument("--requests", type=int, default=64, help="requests per c=16 round")
+    m.add_argument("--skip-serving", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    if args.command == "research":
+    if args.command == "measure":
+        out = measure(args)
+        path = RESULTS / "unknown.json"
+    elif args.command == "research":
         out = research(args)
         path = RESULTS / "unknown_research.json"
     path.write_text(json.dumps(out, indent=2) + "\n")

@@ -113,7 +113,7 @@ def fp32_function_calls() -> Iterator[None]:
     ctx = context.context()
     previous = ctx.function_call_options
     config = config_pb2.ConfigProto()
-    config.CopyFrom(previous.config_proto)
+    config.ParseFromString(previous.config_proto_serialized)
     rewrites = config.graph_options.rewrite_options
     off = rewriter_config_pb2.RewriterConfig.OFF
     rewrites.auto_mixed_precision = off
