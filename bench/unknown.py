@@ -111,7 +111,7 @@ def cached_features(name: str, paths: list[Path], size: int, flip: bool = False)
             return dict(data)
     CACHE.mkdir(parents=True, exist_ok=True)
     feats = extract(paths, size, flip)
-    np.savez(file, **feats)
+    np.savez(file, **feats)  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
     return feats
 
 
@@ -369,7 +369,36 @@ def accuracy_both_ways(version: Path, folder: Path) -> dict[str, Any]:
     }
 
 
-def serving_costs(models: Path, image: Path, rounds: int, requests: int) -> dict[str, Any]:
+def graph_cost(version: Path, precision: str, rounds: int = 5, batch: int = 16) -> dict[str, Any]:
+    """Seconds per batch of `serving_default` and `predict_with_unknown`, called directly
+    (no HTTP, interleaved): the score's own cost, without the service's noise."""
+    from modelstore.loader import load_published
+    from modelstore.runtime import configure_runtime
+
+    model = load_published(version, configure_runtime(precision))
+    size = model.image_size
+    pictures = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    model.predict(pictures), model.predict_with_unknown(pictures)  # trace both
+    plain, scored = [], []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        model.predict(pictures)
+        plain.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        model.predict_with_unknown(pictures)
+        scored.append(time.perf_counter() - began)
+    return {
+        "precision": model.precision,
+        "batch": batch,
+        "serving_default_s": round(float(np.median(plain)), 4),
+        "predict_with_unknown_s": round(float(np.median(scored)), 4),
+        "ratio_with_over_without": round(float(np.median(scored) / np.median(plain)), 3),
+    }
+
+
+def serving_costs(
+    models: Path, image: Path, rounds: int, requests: int, precision: str = "auto"
+) -> dict[str, Any]:
     """Throughput at c=16 with and without the score, explain vs predict latency at c=1."""
     from bench.harness import free_port
     from bench.serving import load, server
@@ -384,6 +413,7 @@ def serving_costs(models: Path, image: Path, rounds: int, requests: int) -> dict
         VGGSVC_DEFAULT_MODEL="car_truck",
     )
     cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--precision", precision]
     url = f"http://127.0.0.1:{port}"
     rows: dict[str, list[dict]] = {
         "scored_c16": [],
@@ -404,6 +434,7 @@ def serving_costs(models: Path, image: Path, rounds: int, requests: int) -> dict
     explain = float(np.median([r["p50_ms"] for r in rows["explain_c1"]]))
     predict = float(np.median([r["p50_ms"] for r in rows["predict_c1"]]))
     return {
+        "precision": precision,
         "rounds": rows,
         "throughput_c16_with_score_rps": scored,
         "throughput_c16_without_score_rps": plain,
@@ -443,7 +474,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     print(json.dumps(out["detection"]), flush=True)
     if not args.skip_serving:
         out["serving"] = serving_costs(models, image, args.rounds, args.requests)
+    print(f"models kept in {models} (python -m bench.unknown serving --models {models})")
     return out
+
+
+def serving(args: argparse.Namespace) -> dict[str, Any]:
+    """The serving figures again on the models `measure` left, at one precision."""
+    from bench.photos import jpeg_from_cifar
+
+    image = args.models.parent / "bench-unknown-photo.jpg"
+    image.write_bytes(jpeg_from_cifar(640, 480))
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), shared with other work",
+        "graph": graph_cost(args.models / "car_truck" / "1", args.precision),
+        "service": serving_costs(args.models, image, args.rounds, args.requests, args.precision),
+    }
 
 
 def main() -> None:
@@ -454,11 +499,19 @@ def main() -> None:
     m.add_argument("--rounds", type=int, default=3, help="interleaved A/B rounds")
     m.add_argument("--requests", type=int, default=64, help="requests per c=16 round")
     m.add_argument("--skip-serving", action="store_true")
+    v = sub.add_parser("serving")
+    v.add_argument("--models", type=Path, required=True, help="the folder measure printed")
+    v.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    v.add_argument("--rounds", type=int, default=3)
+    v.add_argument("--requests", type=int, default=64)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.command == "measure":
         out = measure(args)
         path = RESULTS / "unknown.json"
+    elif args.command == "serving":
+        out = serving(args)
+        path = RESULTS / f"unknown_serving_{args.precision}.json"
     elif args.command == "research":
         out = research(args)
         path = RESULTS / "unknown_research.json"
