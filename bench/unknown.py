@@ -400,8 +400,8 @@ def serving_costs(
     models: Path, image: Path, rounds: int, requests: int, precision: str = "auto"
 ) -> dict[str, Any]:
     """Throughput at c=16 with and without the score, explain vs predict latency at c=1."""
-    from bench.harness import free_port
     from bench.serving import load, server
+    from bench.support.harness import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-unknown-serving-"))
     port = free_port()
@@ -446,7 +446,7 @@ def serving_costs(
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.photos import jpeg_from_cifar
+    from bench.support.photos import jpeg_from_cifar
     from training.evaluate import evaluate
     from training.fit import fit
 
@@ -480,7 +480,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving figures again on the models `measure` left, at one precision."""
-    from bench.photos import jpeg_from_cifar
+    from bench.support.photos import jpeg_from_cifar
 
     image = args.models.parent / "bench-unknown-photo.jpg"
     image.write_bytes(jpeg_from_cifar(640, 480))

@@ -1,7 +1,7 @@
 """The service's one settings object, read from `VGGSVC_*` environment variables.
 
 Every field's description is its documentation: `python -m service --help`
-prints it with the default, and the README's configuration table repeats it.
+prints it with the default, and the docs' configuration table is rendered from it.
 `python -m service` flags are generated from these fields and override the
 environment. Validation happens at start-up, so a bad value stops the process
 with a message instead of failing a request later.
@@ -29,6 +29,7 @@ OTHER_PROGRAMS_VARIABLES = frozenset(
         "VGGSVC_FEATURE_CACHE_DIR",  # training: the feature store (was TRAINING_CACHE_DIR)
         "VGGSVC_BUILTIN_MODELS_DIR",  # scripts/container-entrypoint.sh: models baked in
         "VGGSVC_TF_FLAVOUR",  # scripts/venv.sh, Dockerfile, compose: cpu | gpu (TF_FLAVOUR)
+        "VGGSVC_BASE_WEIGHTS",  # Dockerfile: imagenet | hed | none, the weights baked in
         "VGGSVC_IMAGE_TAG",  # compose: the image's tag (IMAGE_TAG)
         "VGGSVC_TRAINING_DATA",  # compose: the trainer's data folder (TRAINING_DATA)
         "VGGSVC_LB_PORT",  # compose: HAProxy's host port (LB_PORT)

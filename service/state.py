@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from modelstore.runtime import Runtime
+from service.drain import Drain
 from service.errors import NotReady
 from service.explain import Explainer
-from service.middleware import Drain
 from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings

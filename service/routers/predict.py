@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
-from service.predictor import Prediction, prediction_body
-from service.request_images import media_type, read_images
+from service.predictor import Prediction
 from service.schemas import ERRORS, PredictResponse
 from service.state import PredictorDep, SettingsDep
 
@@ -88,8 +88,10 @@ async def decode_predictions(
     """
     if media_type(request) != "application/json":
         return await _predict(request, response, predictor, settings, model, top)
-    result = await predictor.decode_scores(
-        model or settings.default_model, await request.body(), top
+    model_version = predictor.repository.get(model or settings.default_model)
+    scores = await predictor.parse_body(
+        await request.body(),
+        lambda document: parse_scores(model_version, document, predictor.check_count),
     )
-    _model_headers(response, result["model"], result["version"])
-    return result
+    _model_headers(response, model_version.name, model_version.version)
+    return prediction_body(model_version, scores, [None] * len(scores), top)

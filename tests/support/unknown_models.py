@@ -26,8 +26,7 @@ def export_tiny_scored(
     """Publish the next version of `name` with a scorer fitted on random pictures;
     `threshold` overrides the calibrated one (-1.0: every picture is flagged)."""
     from training.export import new_metadata, write_savedmodel
-    from training.features import feature_model
-    from training.model import build_base, build_classifier, build_head
+    from training.model import build_base, build_classifier, build_head, feature_model
     from training.unknown import ExtraSignatures, fit_unknown_scorer
 
     base, weights = build_base("none", size, seed=seed)

@@ -17,11 +17,11 @@ from modelstore.loader import load_published
 from modelstore.metadata import InvalidModelError, read_metadata, write_metadata
 from modelstore.unknown import EXPLAIN_SIGNATURE, UNKNOWN_SIGNATURE, UnknownRecord
 from tests.training.conftest import SIZE, fit_tiny
-from training.batch_predict import predict_to_stream
 from training.evaluate import evaluate
 from training.fit import FitResult
 from training.model import VGG_BGR_MEAN
-from training.model_card import MODEL_CARD_FILE
+from training.predict import predict_to_stream
+from training.reports.model_card import MODEL_CARD_FILE
 from training.scores import auroc
 from training.unknown import calibrated_threshold, fit_unknown_scorer
 
@@ -102,7 +102,7 @@ def test_evaluate_ood_reports_auroc_and_flagged_shares(
 
 def test_loader_refuses_a_scorer_its_savedmodel_lacks(fitted: FitResult, tmp_path: Path) -> None:
     """metadata.json promises a scorer; a SavedModel without the signature is refused."""
-    from bench.harness import export_tiny
+    from bench.support.harness import export_tiny
 
     old = export_tiny(tmp_path / "models", "old", ["car", "truck"], SIZE)
     meta = read_metadata(old)
