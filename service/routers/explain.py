@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from service.errors import MethodNotAllowed, NotReady
 from service.explain import Explainer, ExplainOptions, parse_v1_explain
+from service.native_codec import read_images
 from service.openapi_bodies import IMAGE_BODY, TFSERVING_PREDICT_BODY
-from service.request_images import read_images
 from service.routers.params import ModelName, Version
 from service.schemas import ERRORS
 from service.state import PredictorDep, SettingsDep, StateDep
