@@ -173,6 +173,7 @@ def test_heatmap_heat_sits_in_the_half_with_the_cue(tmp_path: Path) -> None:
         assert (cue_share > 0.5).all() and cue_share.mean() > 0.75, cue_share
 
 
+@pytest.mark.slow
 def test_fit_without_flip_augment_builds_bank_of_originals(demo_dir: Path, tmp_path: Path) -> None:
     result = fit_tiny(demo_dir, tmp_path, flip_augment=False, unknown_rate=0.2)
     record = read_metadata(result.path).unknown
