@@ -59,8 +59,10 @@ class Settings(BaseSettings):
 
     # ---- models ---------------------------------------------------------------------
     models_dir: Path = Field(Path("models"), description="the model repository to serve")
-    default_model: str = Field(
-        "car_truck", description="the model that answers requests naming none"
+    default_model: str | None = Field(
+        None,
+        description="the model that answers requests naming none; unset: the only model "
+        "served (with several, requests must name one and /readyz says so)",
     )
     pinned_versions: Annotated[dict[str, list[int]], NoDecode] = Field(
         default_factory=dict,

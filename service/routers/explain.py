@@ -12,7 +12,7 @@ from service.native_codec import read_images
 from service.openapi_bodies import IMAGE_BODY, TFSERVING_PREDICT_BODY
 from service.routers.params import ModelName, Version
 from service.schemas import ERRORS
-from service.state import PredictorDep, SettingsDep, StateDep
+from service.state import PredictorDep, StateDep
 
 router = APIRouter(tags=["explain"])
 RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, 409: ERRORS[400]}
@@ -41,7 +41,7 @@ ArrayQuery = Annotated[
 async def explain(
     request: Request,
     explainer: ExplainerDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: Annotated[
         str | None, Query(description="model name; the configured default when left out")
     ] = None,
@@ -51,9 +51,9 @@ async def explain(
     """Per image: the explained class, its score, the unknown score, and a Grad-CAM
     heatmap over the picture as a base64 PNG (`heatmap_png`). 409: the version cannot
     explain (exported without the `explain` signature)."""
-    items = await read_images(request, settings.max_images_per_request)
+    items = await read_images(request, state.settings.max_images_per_request)
     options = ExplainOptions(target, heatmap_array)
-    return await explainer.explain_images(model or settings.default_model, None, items, options)
+    return await explainer.explain_images(state.model_for(model), None, items, options)
 
 
 async def _v1_explain(

@@ -10,7 +10,7 @@ from service.native_codec import media_type, parse_scores, prediction_body, read
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
 from service.schemas import ERRORS, PredictResponse
-from service.state import PredictorDep, SettingsDep
+from service.state import PredictorDep, StateDep
 
 router = APIRouter(tags=["predict"])
 
@@ -35,15 +35,13 @@ async def _predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: str | None,
     top: int | None,
     abstain: bool = False,
 ) -> dict[str, Any]:
-    items = await read_images(request, settings.max_images_per_request)
-    result: Prediction = await predictor.predict_images(
-        model or settings.default_model, None, items
-    )
+    items = await read_images(request, state.settings.max_images_per_request)
+    result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
         result.model,
@@ -60,12 +58,12 @@ async def predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
     abstain: AbstainQuery = False,
 ) -> dict[str, Any]:
     """Every class with its score, best first, and the unknown score, for each image."""
-    return await _predict(request, response, predictor, settings, model, None, abstain)
+    return await _predict(request, response, predictor, state, model, None, abstain)
 
 
 @router.post(
@@ -78,7 +76,7 @@ async def decode_predictions(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
     top: Annotated[int, Query(ge=1, description="classes per image")] = 5,
 ) -> dict[str, Any]:
@@ -87,8 +85,8 @@ async def decode_predictions(
     Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores.
     """
     if media_type(request) != "application/json":
-        return await _predict(request, response, predictor, settings, model, top)
-    model_version = predictor.repository.get(model or settings.default_model)
+        return await _predict(request, response, predictor, state, model, top)
+    model_version = predictor.repository.get(state.model_for(model))
     scores = await predictor.parse_body(
         await request.body(),
         lambda document: parse_scores(model_version, document, predictor.check_count),

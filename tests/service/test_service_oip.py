@@ -231,6 +231,7 @@ _PNG_TENSOR = {"name": "image_bytes", "datatype": "BYTES", "shape": [1], "data":
             "must be an object",
         ),
         ({"inputs": [_PNG_TENSOR], "outputs": 5}, 400, "'outputs' must be a list"),
+        ({"inputs": [_PNG_TENSOR], "parameters": {"top_k": 0}}, 400, "top_k must be a positive"),
     ],
 )
 def test_oip_bad_requests_get_their_status(
