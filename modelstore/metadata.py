@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelstore.unknown import UnknownRecord
+
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 READABLE_FORMATS = (1,)
@@ -73,6 +75,8 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, Any] | None = None
     history: dict[str, list[float]] | None = None
     gate: dict[str, Any] | None = None
+    # The out-of-distribution scorer (modelstore.unknown); None: a version without one.
+    unknown: UnknownRecord | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -213,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", type=Path, default=None, help="also write the confusion matrix PNG (default: no)"
     )
+    p.add_argument(
+        "--ood",
+        type=_existing_dir,
+        default=None,
+        help="folder of pictures of none of the model's classes: also report the unknown "
+        "score's AUROC and flagged shares against --data (default: no)",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=32, help="pictures per model call")
     _quiet_arg(p)
     _verbose_arg(p)

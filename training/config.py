@@ -96,6 +96,14 @@ class FitConfig(BaseModel):
         "X in [0, 1); the epoch lines then show the smoothed loss",
     )
     seed: int = Field(0, description="makes CPU runs reproducible")
+    unknown_rate: float = Field(
+        0.05,
+        gt=0.0,
+        lt=0.5,
+        description="share of the in-distribution validation photos the unknown score flags: "
+        "its threshold is calibrated to flag this fraction (higher flags more unfamiliar "
+        "pictures and more real ones)",
+    )
     flip_augment: bool | Literal["auto"] = Field(
         "auto",
         description="also train on (cached) features of horizontally mirrored images",

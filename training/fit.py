@@ -33,6 +33,7 @@ import tensorflow as tf
 from modelstore.layout import latest_version, reserve_version
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata, write_metadata
 from modelstore.runtime import PrecisionUnavailableError, Runtime, configure_runtime
+from modelstore.unknown import unknown_signature_summary
 from training.config import FitConfig
 from training.data import content_hash, load_dataset
 from training.defaults import resolve_auto
@@ -68,6 +69,7 @@ from training.reports.plots import (
     plot_learning_curves,
 )
 from training.scores import classification_metrics
+from training.unknown import ExtraSignatures, fit_unknown_scorer
 
 log = logging.getLogger(__name__)
 
@@ -424,6 +426,15 @@ def fit(
     seconds["head"] = time.monotonic() - started - seconds["features"]
 
     classifier = build_classifier(base, head, size, flip_tta=flip_tta)
+    # The unknown score: a bank of the training photos' cut features (cached already),
+    # its threshold calibrated on the validation photos as the export scores them.
+    scorer = fit_unknown_scorer(
+        feats["train"].values,
+        feats["valid"].values,
+        cfg.unknown_rate,
+        train_flipped=feats["train"].flipped if flip_augment else None,
+    )
+    extra = ExtraSignatures(base, head, size, flip_tta, scorer)
     # The epoch EarlyStopping restored (1-based; 0 when there was no validation loss).
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0
     hashes = [
@@ -462,7 +473,7 @@ def fit(
             data.valid.paths,
             [data.classes[i] for i in data.valid.labels],
         )
-        write_savedmodel(classifier, draft.path, size)
+        write_savedmodel(classifier, draft.path, size, extra=extra)
         save_head(head, draft.path)  # the next version can warm-start from it
         title = f"{name} version {draft.version}"
         plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
@@ -481,7 +492,9 @@ def fit(
             precision=precision.effective,
             history=history,
             gate=gate_report,
+            unknown=scorer.record(),
         )
+        metadata.signatures.update(unknown_signature_summary(size, len(data.classes)))
         write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
     version, path = draft.version, draft.final_path
