@@ -428,12 +428,8 @@ def fit(
     classifier = build_classifier(base, head, size, flip_tta=flip_tta)
     # The unknown score: a bank of the training photos' cut features (cached already),
     # its threshold calibrated on the validation photos as the export scores them.
-    scorer = fit_unknown_scorer(
-        feats["train"].values,
-        feats["valid"].values,
-        cfg.unknown_rate,
-        train_flipped=feats["train"].flipped if flip_augment else None,
-    )
+    # Read from the store in batches, as the head was (with the mirrors when augmented).
+    scorer = fit_unknown_scorer(train, valid, cfg.unknown_rate)
     extra = ExtraSignatures(base, head, size, flip_tta, scorer)
     # The epoch EarlyStopping restored (1-based; 0 when there was no validation loss).
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0

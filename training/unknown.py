@@ -38,6 +38,7 @@ from modelstore.unknown import (
     UNKNOWN_SIGNATURE,
     UnknownRecord,
 )
+from training.features.stream import ArrayFeatures, FeatureBatches, feature_batches
 from training.model import VGGPreprocess
 
 METHOD = "knn-cosine"
@@ -122,23 +123,29 @@ def calibrated_threshold(scores: np.ndarray, rate: float) -> float:
 
 
 def fit_unknown_scorer(
-    train: np.ndarray,
-    valid: np.ndarray,
+    train: np.ndarray | FeatureBatches,
+    valid: np.ndarray | FeatureBatches,
     rate: float,
     train_flipped: np.ndarray | None = None,
     pooling: str = DEFAULT_POOLING,
     k: int = DEFAULT_K,
 ) -> UnknownScorer:
     """The bank from the training photos' cut features (and their mirrors); the threshold
-    flags `rate` of the validation photos' features `valid`."""
-    maps = [train] if train_flipped is None else [train, train_flipped]
+    flags `rate` of the validation photos' features `valid`. Arrays, or examples read
+    from the feature store a batch at a time (`training.features.stream`)."""
+
+    def source(x: np.ndarray | FeatureBatches) -> FeatureBatches:
+        return ArrayFeatures(x, np.zeros(len(x), np.int64)) if isinstance(x, np.ndarray) else x
+
+    maps = [source(train)] if train_flipped is None else [source(train), source(train_flipped)]
     bank = np.concatenate(
-        [pooled(m[i : i + 512], pooling).numpy() for m in maps for i in range(0, len(m), 512)]
+        [pooled(xb, pooling).numpy() for m in maps for xb, _ in feature_batches(m, 512)]
     ).astype(np.float32)
     if len(bank) < k:
         raise ValueError(f"the unknown scorer needs at least {k} training photos")
     scorer = UnknownScorer(pooling, k, bank, 0.0)
-    valid_scores = scorer.scores(valid)
+    parts = [scorer.scores(xb) for xb, _ in feature_batches(source(valid), 512)]
+    valid_scores = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
     scorer.threshold = calibrated_threshold(valid_scores, rate)
     scorer.calibration = {
         "split": "valid",
