@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelstore.unknown import UnknownRecord
+
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 READABLE_FORMATS = (1,)
@@ -104,6 +106,8 @@ class ModelMetadata(BaseModel):
     history: dict[str, list[float]] | None = None
     gate: dict[str, Any] | None = None
     int8: Int8Record | None = None
+    # The out-of-distribution scorer (modelstore.unknown); None: a version without one.
+    unknown: UnknownRecord | None = None
 
     @field_validator("format_version")
     @classmethod

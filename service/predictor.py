@@ -32,6 +32,7 @@ from service.model_version import ModelVersion
 from service.repository import ModelRepository
 from service.settings import Settings
 from service.telemetry import Metrics
+from service.unknown_outputs import unpack
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class ImageInput:
 class Prediction:
     model: ModelVersion  # labels and class ids stay readable after the version is released
     probabilities: np.ndarray  # [n, classes]
+    unknown_scores: np.ndarray | None = None  # [n]; None for a version without a scorer
 
 
 class Predictor:
@@ -147,9 +149,10 @@ class Predictor:
             return await self._run(model, images)
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
-        probs = await model.batcher.predict(images, self.settings.request_timeout_s)
+        rows = await model.batcher.predict(images, self.settings.request_timeout_s)
+        probs, unknown_scores = unpack(model.model, rows)
         best = probs.argmax(axis=1)
         for row, index in zip(probs, best, strict=True):
             self.metrics.predictions.labels(model=model.name, label=model.labels[index]).inc()
             self.metrics.confidence.labels(model=model.name).observe(float(row[index]))
-        return Prediction(model, probs)
+        return Prediction(model, probs, unknown_scores)

@@ -41,8 +41,13 @@ def _decode_for_graph(image_size: int) -> Any:
     return decode_one
 
 
-def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> None:
+def write_savedmodel(
+    model: keras.Model, path: Path, image_size: int, extra: tf.Module | None = None
+) -> None:
     """Write `model` (uint8 images -> probabilities) as a SavedModel with both signatures.
+
+    `extra`: a module whose `signatures()` adds signatures beside these two (the
+    unknown score and the explanation, `training.unknown.ExtraSignatures`).
 
     Plain `tf.saved_model.save` on a `tf.Module` rather than Keras' ExportArchive:
     ExportArchive (Keras 3.15) stores every variable twice, doubling the export on
@@ -75,11 +80,11 @@ def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> None:
     module.weights = [weight.value for weight in model.weights]
     module.serve_images = serve_images
     module.serve_bytes = serve_bytes
-    tf.saved_model.save(
-        module,
-        str(path),
-        signatures={SERVING_SIGNATURE: serve_images, BYTES_SIGNATURE: serve_bytes},
-    )
+    signatures = {SERVING_SIGNATURE: serve_images, BYTES_SIGNATURE: serve_bytes}
+    if extra is not None:
+        module.extra = extra
+        signatures.update(extra.signatures())
+    tf.saved_model.save(module, str(path), signatures=signatures)
 
 
 def new_metadata(

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from service.schemas import ModelsResponse
 from service.state import RepositoryDep, StateDep
+from service.unknown_outputs import scorer_summary
 
 router = APIRouter(tags=["models"])
 
@@ -28,6 +29,7 @@ async def list_models(repository: RepositoryDep, state: StateDep) -> dict[str, A
                 "device": latest.device,
                 "precision": latest.precision,
                 "base_weights": latest.metadata.base_weights.model_dump(),
+                "unknown_scorer": scorer_summary(latest.model),
             }
         )
     return {

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
+from service.routers.params import one_value_per_parameter
 from service.schemas import ERRORS, PredictResponse
 from service.state import PredictorDep, StateDep
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Depends(one_value_per_parameter)])
 
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")
+]
+AbstainQuery = Annotated[
+    bool,
+    Query(
+        description="answer the label 'unknown' for an image the model's unknown score "
+        "flags as unlike its training photos"
+    ),
 ]
 
 
@@ -31,12 +39,18 @@ async def _predict(
     state: StateDep,
     model: str | None,
     top: int | None,
+    abstain: bool = False,
 ) -> dict[str, Any]:
     items = await read_images(request, state.settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
-        result.model, result.probabilities, [item.filename for item in items], top
+        result.model,
+        result.probabilities,
+        [item.filename for item in items],
+        top,
+        result.unknown_scores,
+        abstain,
     )
 
 
@@ -47,9 +61,10 @@ async def predict(
     predictor: PredictorDep,
     state: StateDep,
     model: ModelQuery = None,
+    abstain: AbstainQuery = False,
 ) -> dict[str, Any]:
-    """Every class with its score, best first, for each image."""
-    return await _predict(request, response, predictor, state, model, None)
+    """Every class with its score, best first, and the unknown score, for each image."""
+    return await _predict(request, response, predictor, state, model, None, abstain)
 
 
 @router.post(

@@ -163,17 +163,23 @@ def test_decode_predictions_json_scores_are_decoded(client: TestClient) -> None:
     assert body["predictions"] == [
         {
             "filename": None,
+            "label": "truck",
             "classes": [
                 {"class_id": 1, "label": "truck", "score": 0.8},
                 {"class_id": 0, "label": "car", "score": 0.2},
             ],
+            "unknown_score": None,  # client-sent scores: no picture to score
+            "unknown": None,
         },
         {
             "filename": None,
+            "label": "car",
             "classes": [
                 {"class_id": 0, "label": "car", "score": 0.9},
                 {"class_id": 1, "label": "truck", "score": 0.1},
             ],
+            "unknown_score": None,
+            "unknown": None,
         },
     ]
 
