@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelstore.base_identity import BaseIdentity, HeadRecord
+
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 READABLE_FORMATS = (1,)
@@ -73,6 +75,10 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, Any] | None = None
     history: dict[str, list[float]] | None = None
     gate: dict[str, Any] | None = None
+    # What identifies the frozen base, and the head-only artifact (modelstore.base_identity):
+    # versions with equal identities may share one loaded base. Absent: served whole.
+    base_identity: BaseIdentity | None = None
+    head: HeadRecord | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -376,7 +376,7 @@ def fit(
             data.valid.paths,
             [data.classes[i] for i in data.valid.labels],
         )
-        write_savedmodel(classifier, draft.path, size)
+        split = write_savedmodel(classifier, draft.path, size)  # + head/ when it splits
         save_head(head, draft.path)  # the next version can warm-start from it
         title = f"{name} version {draft.version}"
         plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
@@ -395,6 +395,7 @@ def fit(
             precision=precision.effective,
             history=history,
             gate=gate_report,
+            **split,
         )
         write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
