@@ -13,9 +13,11 @@ whole by `service.model_version`; `BaseRegistry.load_version` says why.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,3 +199,37 @@ class BaseRegistry:
             shared.batcher.close(timeout_s=0)  # nothing is queued: no version uses it
             shared.base.release()
             log.info("shared base %s released (its last version left)", key)
+
+
+async def predict_together(
+    models: Sequence[ModelVersion], images: dict[int, np.ndarray], timeout_s: float
+) -> list[np.ndarray]:
+    """Each model's probabilities for `images[model.image_size]`, in order.
+
+    Versions on the same shared base go to its batcher as one job naming all their
+    heads (one base pass per image); every other version goes to its own batcher.
+    All run concurrently.
+    """
+    on_base: dict[BaseBatcher, list[int]] = {}
+    alone: list[int] = []
+    for i, model in enumerate(models):
+        if isinstance(model.batcher, HeadQueue):
+            on_base.setdefault(model.batcher.batcher, []).append(i)
+        else:
+            alone.append(i)
+    groups: list[list[int]] = [*on_base.values(), *([i] for i in alone)]
+
+    async def run(group: list[int]) -> list[np.ndarray]:
+        first = models[group[0]]
+        pictures = images[first.image_size]
+        if isinstance(first.batcher, HeadQueue):
+            heads = [models[i].batcher for i in group]
+            return await first.batcher.batcher.predict_heads(pictures, heads, timeout_s)  # type: ignore[arg-type]
+        return [await first.batcher.predict(pictures, timeout_s)]
+
+    answers = await asyncio.gather(*(run(group) for group in groups))
+    out: list[np.ndarray | None] = [None] * len(models)
+    for group, probs in zip(groups, answers, strict=True):
+        for i, p in zip(group, probs, strict=True):
+            out[i] = p
+    return [p for p in out if p is not None]

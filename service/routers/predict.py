@@ -1,4 +1,4 @@
-"""POST /predict and POST /decode_predictions."""
+"""POST /predict and POST /decode_predictions (one model, or several with `models=a,b,c`)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from service.errors import BadRequest
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction, prediction_body
 from service.request_images import media_type, read_images
-from service.schemas import ERRORS, PredictResponse
+from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
 from service.state import PredictorDep, SettingsDep
 
 router = APIRouter(tags=["predict"])
 
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")
+]
+ModelsQuery = Annotated[
+    str | None,
+    Query(
+        description="several model names, comma-separated (instead of `model`): each answers "
+        "every image; models on one shared base cost one base pass per image",
+        examples=["car_truck,vgg16_imagenet"],
+    ),
 ]
 
 
@@ -31,7 +40,20 @@ async def _predict(
     settings: SettingsDep,
     model: str | None,
     top: int | None,
+    models: str | None = None,
 ) -> dict[str, Any]:
+    if models is not None:
+        if model is not None:
+            raise BadRequest("send either 'model' or 'models', not both")
+        names = predictor.model_names(models)
+        items = await read_images(request, settings.max_images_per_request)
+        results = await predictor.predict_many(names, items)
+        response.headers["X-Model-Name"] = ",".join(r.model.name for r in results)
+        response.headers["X-Model-Version"] = ",".join(str(r.model.version) for r in results)
+        filenames = [item.filename for item in items]
+        return {
+            "results": [prediction_body(r.model, r.probabilities, filenames, top) for r in results]
+        }
     items = await read_images(request, settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(
         model or settings.default_model, None, items
@@ -42,21 +64,27 @@ async def _predict(
     )
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
+@router.post(
+    "/predict",
+    response_model=PredictResponse | MultiPredictResponse,
+    responses=ERRORS,
+    openapi_extra=IMAGE_BODY,
+)
 async def predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
     settings: SettingsDep,
     model: ModelQuery = None,
+    models: ModelsQuery = None,
 ) -> dict[str, Any]:
-    """Every class with its score, best first, for each image."""
-    return await _predict(request, response, predictor, settings, model, None)
+    """Every class with its score, best first, for each image (per model with `models`)."""
+    return await _predict(request, response, predictor, settings, model, None, models)
 
 
 @router.post(
     "/decode_predictions",
-    response_model=PredictResponse,
+    response_model=PredictResponse | MultiPredictResponse,
     responses=ERRORS,
     openapi_extra=DECODE_PREDICTIONS_BODY,
 )
@@ -67,13 +95,17 @@ async def decode_predictions(
     settings: SettingsDep,
     model: ModelQuery = None,
     top: Annotated[int, Query(ge=1, description="classes per image")] = 5,
+    models: ModelsQuery = None,
 ) -> dict[str, Any]:
     """Top-K classes per image, like `keras.applications...decode_predictions`.
 
-    Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores.
+    Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores
+    (for one model: scores belong to one model's classes).
     """
     if media_type(request) != "application/json":
-        return await _predict(request, response, predictor, settings, model, top)
+        return await _predict(request, response, predictor, settings, model, top, models)
+    if models is not None:
+        raise BadRequest("decoding sent scores takes one 'model', not 'models'")
     result = await predictor.decode_scores(
         model or settings.default_model, await request.body(), top
     )
