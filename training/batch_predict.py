@@ -23,6 +23,7 @@ import numpy as np
 from imaging import ImageError, load_image
 from modelstore.loader import PublishedModel, load_published
 from modelstore.runtime import configure_runtime
+from modelstore.split_loader import PublishedHead
 from training.progress import ProgressBar
 
 
@@ -80,7 +81,9 @@ def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
                     yield Path(root) / name
 
 
-def score_record(path: object, probs: np.ndarray, model: PublishedModel) -> dict[str, object]:
+def score_record(
+    path: object, probs: np.ndarray, model: PublishedModel | PublishedHead
+) -> dict[str, object]:
     """The JSON record of one scored image (both engines write exactly this)."""
     # `scores` is keyed by label, except for models with a class index (ImageNet): two of
     # its classes are both named "crane" (and two "maillot"), so labels would merge them;

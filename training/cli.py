@@ -110,10 +110,20 @@ def _verbose_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
-    )
+def _model_arg(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        p.add_argument(
+            "--model",
+            required=True,
+            type=Path,
+            action="append",
+            help="models/NAME (latest) or models/NAME/N; repeat it to score with several "
+            "models (models on one frozen base run it once per batch)",
+        )
+    else:
+        p.add_argument(
+            "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
+        )
     _precision_arg(p)
 
 
@@ -381,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score files and folders; unreadable files give an error line. "
         "With --engine ray: also storage prefixes (s3://...), into sharded JSONL under --output.",
     )
-    _model_arg(p)
+    _model_arg(p, several=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or URIs (ray)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="pictures per model call")
     _engine_args(p)
@@ -476,10 +486,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "predict" and args.engine == "ray":
         if args.output is None:
             raise ValueError("--engine ray writes sharded JSONL files: give --output FOLDER")
+        if len(args.model) > 1:
+            raise ValueError("--engine ray scores with one --model at a time")
         from training.ray_predict import score_with_ray
 
         summary = score_with_ray(
-            args.model,
+            args.model[0],
             args.paths,
             args.output,
             args.batch_size,
@@ -502,8 +514,24 @@ def _run(args: argparse.Namespace) -> int:
         if args.output is not None:
             raise ValueError("--output is for --engine ray; the local engine writes to stdout")
         paths = [Path(p) for p in args.paths]
+        if len(args.model) > 1:
+            from training.predict_many import predict_many_to_stream
+
+            scored, failed = predict_many_to_stream(
+                args.model,
+                paths,
+                sys.stdout,
+                args.batch_size,
+                progress=not args.quiet,
+                precision=args.precision,
+            )
+            print(
+                f"scored {scored} file(s) with {len(args.model)} models, {failed} unreadable",
+                file=sys.stderr,
+            )
+            return 0
         scored, failed = predict_to_stream(
-            args.model,
+            args.model[0],
             paths,
             sys.stdout,
             args.batch_size,
