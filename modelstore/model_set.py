@@ -42,7 +42,7 @@ class ModelSet:
                 out.append(member.predict(pictures))
                 continue
             key = member.identity.key
-            if True:
+            if key not in features:
                 features[key] = self._base_pass(key, pictures)
             plain, mirrored = features[key]
             out.append(member.predict(plain, mirrored if member.mirror else None))
