@@ -12,7 +12,8 @@ and copied to 8 model names (m0..m7), all on one base.
    and, for comparison, 8 models with `VGGSVC_SHARE_BASE=false` (each whole).
 2. Throughput at concurrency 16: the same closed-loop traffic spread evenly over
    the 8 models vs all of it to m0, interleaved over `--rounds` rounds
-   (target >= 0.9x); and the spread traffic on the whole-model service.
+   (target >= 0.9x); and both traffics on the whole-model service (8 models, each
+   loaded whole), for the saving and for single-model speed with sharing on vs off.
 3. Latency of one request (one picture) to 4 models (`models=m0,m1,m2,m3`) vs to
    m0 alone, sequential and interleaved (target <= 1.3x).
 The machine may be shared: compare the ratios, measured within one run.
@@ -129,7 +130,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-many-heads-"))
     image = jpeg_from_cifar(640, 480)
     one, eight, head_bytes = make_store(work, args.image_size)
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "VGGSVC_BATCH_SIZES": BUCKETS}
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "VGGSVC_BATCH_SIZES": BUCKETS,
+        "VGGSVC_DEFAULT_MODEL": "m0",
+    }
     report: dict[str, Any] = {
         "machine": f"cores={os.cpu_count()}, shared with other work (ratios within one run)",
         "model": f"{args.image_size} px, block4_pool, flatten head width 256, mirror averaging",
@@ -174,17 +179,25 @@ def main() -> None:
 
     if not args.skip_whole:
         whole_env = {**env, "VGGSVC_SHARE_BASE": "false"}
-        with running_service(
-            eight, log=work / "whole.log", env=whole_env, timeout_s=900
-        ) as (url, process):
+        with running_service(eight, log=work / "whole.log", env=whole_env, timeout_s=900) as (
+            url,
+            process,
+        ):
             warm(url, image, MODELS)
             rss_whole = rss_mb(process.pid)
             spread_whole = traffic(url, image, MODELS, args.seconds)
+            single_whole = traffic(url, image, ["m0"] * 8, args.seconds)
         report["whole_for_comparison"] = {
             "rss_mb_8_models_whole": round(rss_whole, 1),
             "spread_over_8": spread_whole,
-            "ratio_to_shared_spread": round(
-                spread_whole["throughput_rps"] / (spread_rps / len(rounds)), 3
+            "all_to_1": single_whole,
+            "shared_to_whole_spread_over_8": round(
+                (spread_rps / len(rounds)) / spread_whole["throughput_rps"], 3
+            ),
+            # Single-model traffic, shared-base vs whole (separate processes, run one after
+            # the other: noisier than the interleaved ratios above).
+            "shared_to_whole_all_to_1": round(
+                (single_rps / len(rounds)) / single_whole["throughput_rps"], 3
             ),
         }
 
