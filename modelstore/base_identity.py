@@ -61,7 +61,12 @@ class HeadRecord(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    path: str = Field(HEAD_DIR, description="the head-only SavedModel, relative to the version")
+    # A folder inside the version, never a path out of it.
+    path: str = Field(
+        HEAD_DIR,
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+        description="the head-only SavedModel: a folder inside the version folder",
+    )
     mirror: bool = Field(
         False,
         description="the head also takes each picture's mirror-image features and "

@@ -116,12 +116,20 @@ class BaseRegistry:
             return None, refusal
         if progress is not None:
             progress.step("loading", "reading the head")
-        head = load_head(path, self.runtime)
+        try:
+            head = load_head(path, self.runtime)
+        except InvalidModelError as exc:
+            # The complete SavedModel may still serve; loading it whole says if it cannot.
+            return None, f"its head cannot be loaded alone: {exc}"
         if (head.name, head.version) != (name, version):
             # A copied folder keeps its old metadata; the folder's place is what serves.
             head.metadata = head.metadata.model_copy(update={"name": name, "version": version})
         began = time.perf_counter()
-        queue = self._attach(head, path, progress)
+        try:
+            queue = self._attach(head, path, progress)
+        except InvalidModelError as exc:
+            head.release()
+            return None, f"its base cannot be loaded from it: {exc}"
         try:
             warm_up_head(head, self._batching.buckets, progress)
         except Exception:

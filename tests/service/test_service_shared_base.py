@@ -134,7 +134,7 @@ def test_shared_base_off_serves_every_version_whole(
     assert np.max(np.abs(answers(response.json()["results"][0]) - expected)) <= 1e-5
 
 
-def test_shared_base_export_without_identity_is_served_whole(
+def test_shared_base_old_export_or_damaged_head_is_served_whole(
     heads_dir: Path, pictures: list[bytes]
 ) -> None:
     legacy = heads_dir / "legacy" / "1"
@@ -142,14 +142,21 @@ def test_shared_base_export_without_identity_is_served_whole(
     meta = json.loads((legacy / "metadata.json").read_text())
     del meta["base_identity"], meta["head"]  # as exported before base identities
     (legacy / "metadata.json").write_text(json.dumps(meta))
+    damaged = heads_dir / "damaged" / "1"
+    shutil.copytree(heads_dir / "cars" / "1", damaged)
+    (damaged / "head" / "saved_model.pb").write_bytes(b"not a protobuf")
     with TestClient(create_app(shared_settings(heads_dir))) as client:
         info = {m["name"]: m for m in client.get("/models").json()["models"]}
-        response = client.post("/predict?models=legacy,cars", content=pictures[2])
+        response = client.post("/predict?models=legacy,damaged,cars", content=pictures[2])
     assert info["legacy"]["served"] == "whole"
     assert "no base identity" in info["legacy"]["serving"][0]["whole_reason"]
+    # Its complete SavedModel still serves.
+    assert info["damaged"]["served"] == "whole"
+    assert "head cannot be loaded" in info["damaged"]["serving"][0]["whole_reason"]
     assert info["cars"]["served"] == "shared-base"
-    legacy_answer, cars_answer = (answers(r) for r in response.json()["results"])
+    legacy_answer, damaged_answer, cars_answer = (answers(r) for r in response.json()["results"])
     assert np.max(np.abs(legacy_answer - cars_answer)) <= 1e-5  # the same model, both ways
+    assert np.max(np.abs(damaged_answer - cars_answer)) <= 1e-5
 
 
 def test_shared_base_hot_reload_swaps_heads_and_keeps_the_base(
