@@ -6,7 +6,7 @@ Run: python -m bench.bad_input_memory [--label after] [--image-size 32] [--passe
    and starts `python -m service` with the default limits (40,000,000 pixels,
    20 MB bodies, two decode threads).
 2. Warms it up with normal requests and takes the baseline RSS.
-3. Sends every image of `tests/support/bad_inputs.py` (raw, multipart and TF Serving
+3. Sends every image of `bench/support/bad_inputs.py` (raw, multipart and TF Serving
    `{"b64": ...}`), then `legal_maximum_cases()` (a ~40-megapixel image per costly
    decode path: 1-bit, greyscale, RGB, RGBA, palette and 16-bit PNG, GIF, 1-bit BMP
    and TIFF, JPEG, WebP), then every JSON case to its routes, recording RSS after each.
@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from bench.photos import jpeg_from_cifar
 from bench.serving import ROOT, export_model, free_port, rss_mb, server
+from bench.support.photos import jpeg_from_cifar
 
 RESULTS = ROOT / "bench" / "results" / "bad_input_memory.json"
 
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))  # the corpus lives with the tests
-    from tests.support.bad_inputs import cases, legal_maximum_cases
+    from bench.support.bad_inputs import cases, legal_maximum_cases
 
     work = Path(tempfile.mkdtemp(prefix="bench-bad-input-memory-"))
     export_model(work / "models", args.image_size)

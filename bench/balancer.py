@@ -7,13 +7,13 @@ Run: python -m bench.balancer [--image-size 128] [--requests 2000] [--concurrenc
 Needs Debian's haproxy (`apt-get install -y haproxy`). In one run, on this machine:
 1. exports car_truck versions 1 and 2 at `--image-size` (random base weights: weights do not
    change speed) into a side store, publishes version 1, and starts `--replicas` replicas of
-   `python -m service` behind HAProxy (bench/cluster.py; replicas do not poll the repository,
+   `python -m service` behind HAProxy (bench/support/cluster.py; replicas do not poll the repository,
    so only a restart moves a replica to a new version);
 2. rolling update: while `--requests` requests (one 640x480 JPEG each, closed loop at
    `--concurrency`) go through HAProxy, publishes version 2 and restarts the replicas one at
    a time (SIGTERM, drain, exit, start, ready, UP in HAProxy); counts failed requests and
    the versions answered;
-3. throughput and latency through HAProxy with every replica up (bench/loadgen.py, its own
+3. throughput and latency through HAProxy with every replica up (bench/support/loadgen.py, its own
    process);
 4. kill -9 of one replica under load: requests failed, time until HAProxy marks it DOWN;
 5. stops all replicas but one: throughput and latency through HAProxy with one replica;
@@ -36,12 +36,12 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import Cluster, Replica, publish_version
-from bench.harness import ROOT, export_tiny, stop_service
-from bench.loadgen import percentile
-from bench.photos import jpeg_from_cifar
 from bench.serving import load
-from bench.traffic import Traffic, summarize
+from bench.support.cluster import Cluster, Replica, publish_version
+from bench.support.harness import ROOT, export_tiny, stop_service
+from bench.support.loadgen import percentile
+from bench.support.photos import jpeg_from_cifar
+from bench.support.traffic import Traffic, summarize
 
 RESULTS = ROOT / "bench" / "results" / "balancer.json"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from bench.photos import encoded, photo_like
+from bench.support.photos import encoded, photo_like
 from imaging import load_image
 from imaging.decode import RESAMPLE
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, export_tiny, rss_mb, running_service
-from bench.loadgen import run as load_run
-from bench.photos import jpeg_from_cifar
+from bench.support.harness import ROOT, export_tiny, rss_mb, running_service
+from bench.support.loadgen import run as load_run
+from bench.support.photos import jpeg_from_cifar
 
 RESULTS = ROOT / "bench" / "results" / "many_heads.json"
 MODELS = [f"m{i}" for i in range(8)]

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, free_port, rss_mb
-from bench.photos import jpeg_from_cifar
+from bench.support.harness import ROOT, free_port, rss_mb
+from bench.support.photos import jpeg_from_cifar
 from bench.serving import export_model, load, server
 from training.imagenet import export_imagenet
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import ROOT
+from bench.support.harness import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "precision_accuracy.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-car-truck"
@@ -37,7 +37,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-car-truck"
 def score(model_path: Path, precision: str, files: list[Path]) -> np.ndarray:
     from modelstore.loader import load_published
     from modelstore.runtime import configure_runtime
-    from training.batch_predict import score_files
+    from training.predict import score_files
 
     model = load_published(model_path, configure_runtime(precision))
     batches = list(score_files(model, files, batch_size=64))

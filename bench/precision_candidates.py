@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import ROOT
+from bench.support.harness import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "precision_candidates.json"
 CANDIDATES = (

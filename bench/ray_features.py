@@ -31,7 +31,8 @@ import numpy as np
 
 from imaging import load_image
 from training.data import load_dataset
-from training.features import FeatureExtractor, LocalFeatureEngine
+from training.engine import LocalFeatureEngine
+from training.features.extractor import FeatureExtractor
 from training.fit import FitConfig, train_head
 from training.model import build_base, truncate_base
 
@@ -71,7 +72,7 @@ def run_ray(
     import ray
     from ray.cluster_utils import Cluster
 
-    from training.ray_engine import RayFeatureEngine
+    from training.cluster.engine import RayFeatureEngine
 
     started = time.monotonic()
     per_node = max(1, cpus // nodes)

@@ -9,8 +9,8 @@ In one run, on this machine:
 2. ceiling: the same SavedModel called in-process at batch sizes 1..64 (no HTTP,
    no decoding) in each precision, best images/s;
 3. our service (`python -m service --precision P`, once per precision) and the
-   naive tutorial app (`bench/naive_app.py`, fp32) each get the same closed-loop
-   load from a separate process (`bench/loadgen.py`, raw keep-alive sockets):
+   naive tutorial app (`bench/support/naive_app.py`, fp32) each get the same closed-loop
+   load from a separate process (`bench/support/loadgen.py`, raw keep-alive sockets):
    one 640x480 JPEG per request at each concurrency;
 4. prints a table and writes JSON to bench/results/serving.json (or --out).
 `--smoke` runs a tiny, fast version (32 px, few requests) to check the harness.
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import ROOT, export_tiny, free_port, rss_mb, wait_ready
-from bench.photos import jpeg_from_cifar
+from bench.support.harness import ROOT, export_tiny, free_port, rss_mb, wait_ready
+from bench.support.photos import jpeg_from_cifar
 
 RESULTS = ROOT / "bench" / "results" / "serving.json"
 
@@ -87,7 +87,7 @@ def load(url: str, image: Path, concurrency: int, requests: int) -> dict:
         [
             sys.executable,
             "-m",
-            "bench.loadgen",
+            "bench.support.loadgen",
             "--url",
             url,
             "--image",
@@ -224,7 +224,14 @@ def main() -> None:
     if not args.skip_naive:
         results["naive"] = bench_server(
             "naive",
-            [sys.executable, "-m", "uvicorn", "bench.naive_app:app", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.support.naive_app:app",
+                "--log-level",
+                "warning",
+            ],
             dict(env, NAIVE_MODEL=str(model_path)),
         )
 

@@ -5,7 +5,7 @@ Run (py-spy from PyPI; root or ptrace rights):
         [--seconds 30] [--out bench/results/serving_profile.json]
 
 One service process (`python -m service`, a 128 px car_truck with random base
-weights) gets closed-loop load from `bench.loadgen` (640x480 JPEGs) while
+weights) gets closed-loop load from `bench.support.loadgen` (640x480 JPEGs) while
 `py-spy record --format raw` samples its Python threads (idle threads left
 out). Each sampled stack is charged to the stage of its innermost recognised
 frame (waiting, model, decode, multipart, JSON, batcher, HTTP server/event
@@ -31,9 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import ROOT, free_port
-from bench.photos import jpeg_from_cifar
 from bench.serving import export_model, load, server
+from bench.support.harness import ROOT, free_port
+from bench.support.photos import jpeg_from_cifar
 
 # A stack is charged to the innermost frame that matches a stage (first stage listed
 # wins within that frame). Waits that py-spy still samples as active come first.

@@ -1,8 +1,7 @@
 """The export contract: signature, tensor names and dtypes every published version keeps.
 
 Writers (`training.export`) and readers (`modelstore.loader`, the service's TF
-Serving and v2 codecs, clients) take these names from here, never as literals
-(DESIGN.md, "SavedModel signatures").
+Serving and v2 codecs, clients) take these names from here, never as literals.
 """
 
 from __future__ import annotations

@@ -24,14 +24,18 @@ for entry in "${SYSTEM_PACKAGES[@]}"; do
     exit 1
   fi
 done
-# ray: the multi-node Ray engine tests run in CI (tests/training/test_ray_engine.py).
+# ray: the multi-node Ray engine tests run in CI (tests/training/cluster/test_cluster_engine.py).
 EXTRAS=dev,ray source scripts/venv.sh
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
-"$PY" -m mypy imaging modelstore training service bench
+"$PY" -m mypy imaging modelstore training service bench docs/config_tables.py
 # The direction of imports (contracts in pyproject.toml): service and training never
 # import each other; imaging and modelstore import neither.
 "$(dirname "$PY")/lint-imports"
+# The documentation site: a broken link or anchor, or a page missing from the nav, fails.
+site_dir=$(mktemp -d)
+trap 'rm -rf "$site_dir"' EXIT
+NO_MKDOCS_2_WARNING=1 "$(dirname "$PY")/mkdocs" build --strict --site-dir "$site_dir"
 set +e
 "$PY" -m pytest "$@"
 status=$?

@@ -3,8 +3,8 @@
     python -m service --models-dir models --host 127.0.0.1 --port 8000
     vggsvc --models-dir models        # the same, installed by `pip install -e .`
 
-Every flag overrides its `VGGSVC_*` environment variable (see the README's
-configuration table). SIGTERM/SIGINT start a drain: /readyz answers 503 at
+Every flag overrides its `VGGSVC_*` environment variable (see
+docs/configuration.md). SIGTERM/SIGINT start a drain: /readyz answers 503 at
 once and keeps answering, new requests get 503 + Retry-After, requests in flight
 and queued batches finish (up to --graceful-timeout-s, after at least
 --drain-delay-s), and only then does the server stop listening and exit with
@@ -30,8 +30,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from modelstore.tf_quiet import import_tensorflow
+from service.drain import Drain
 from service.logs import configure_logging
-from service.middleware import Drain
 from service.settings import ENV_PREFIX, NOT_FLAGS, OTHER_PROGRAMS_VARIABLES, Settings
 
 log = logging.getLogger("service")

@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from modelstore.runtime import Runtime, configure_runtime
+from service.drain import DrainMiddleware
 from service.http_errors import UnexpectedErrorMiddleware, install_error_handlers
-from service.middleware import BodyLimitMiddleware, DrainMiddleware, MetricsMiddleware
+from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
 from service.predictor import Predictor
 from service.repository import ModelRepository

@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any
 
-from service.middleware import PROBE_PATHS
+from service.drain import PROBE_PATHS
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

@@ -1,4 +1,4 @@
-"""ASGI middleware: a hard cap on request bytes, per-request metrics, and the drain gate.
+"""ASGI middleware: a hard cap on request bytes and per-request metrics.
 
 The cap is applied before any route or form parser sees the body: a declared
 Content-Length over the limit is refused at once, and a body streamed without
@@ -9,16 +9,13 @@ After a body of 1 MiB or more, the memory its handling freed goes back to the OS
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from imaging.memory import release_free_memory
-from service.errors import error_body
+from service.http_errors import send_error
 from service.telemetry import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -29,25 +26,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MODEL_ENDPOINTS = ("/predict", "/decode_predictions")
 # After a request body this large, freed memory goes back to the OS (imaging.memory).
 RELEASE_MEMORY_AFTER_BYTES = 1 << 20
-
-
-async def _send_json(
-    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = json.dumps(error_body(status, message)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -64,7 +42,7 @@ class BodyLimitMiddleware:
         if declared is not None and b"transfer-encoding" in headers:
             # RFC 9112 6.3: a proxy that trusts Content-Length while we trust the chunked
             # framing (or the reverse) would let one request smuggle another.
-            await _send_json(send, 400, "send either Content-Length or Transfer-Encoding, not both")
+            await send_error(send, 400, "send either Content-Length or Transfer-Encoding, not both")
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -76,7 +54,7 @@ class BodyLimitMiddleware:
             and declared.isdigit()
             and int(declared) > self.max_bytes
         ):
-            await _send_json(send, 413, too_big)
+            await send_error(send, 413, too_big)
             return
         chunks: list[bytes] = []
         size = 0
@@ -87,7 +65,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_json(send, 413, too_big)
+                await send_error(send, 413, too_big)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -183,47 +161,3 @@ class MetricsMiddleware:
             if model and model not in self.known_models():
                 model = "other"
             self.metrics.requests.labels(endpoint=endpoint, model=model, status=str(status)).inc()
-
-
-# Probes keep answering during a drain: a balancer must see /readyz say 503 until the end.
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
-
-
-@dataclass
-class Drain:
-    """Shutdown state shared by the drain gate, /readyz and the server's signal handler."""
-
-    started: threading.Event = field(default_factory=threading.Event)
-    in_flight: int = 0  # requests (not probes) being answered; changed on the event loop only
-
-
-class DrainMiddleware:
-    """Counts requests in flight; once draining starts, refuses new work with 503.
-
-    After SIGTERM the process keeps its socket open (see `service.__main__`) so
-    probes get an answer (503 on /readyz) instead of "connection refused"; new
-    requests are told to go elsewhere (503 + Retry-After) while the ones already
-    in flight finish.
-    """
-
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app = app
-        self.drain = drain
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if self.drain.started.is_set():
-            await _send_json(
-                send,
-                503,
-                "the service is shutting down; retry, another replica will answer",
-                headers=[(b"retry-after", b"1")],
-            )
-            return
-        self.drain.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.drain.in_flight -= 1

@@ -50,58 +50,6 @@ class Prediction:
     probabilities: np.ndarray  # [n, classes]
 
 
-def ranked_classes(
-    model: ModelVersion, scores: Sequence[float], top: int | None = None
-) -> list[dict[str, Any]]:
-    """Every class (or the best `top`) as `{class_id, label, score}`, best first."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    if top is not None:
-        order = order[:top]
-    return [
-        {"class_id": model.class_ids[i], "label": model.labels[i], "score": float(scores[i])}
-        for i in order
-    ]
-
-
-def check_scores(model: ModelVersion, rows: Any) -> np.ndarray:
-    """Validate client-sent scores for `decode_predictions` (width, numbers, finite)."""
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
-        raise Unprocessable("'predictions' must be a non-empty list of lists of scores")
-    width = len(model.labels)
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise Unprocessable(
-                f"predictions[{i}] has {len(row)} scores; {model.name} has {width} classes"
-            )
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in row):
-            raise Unprocessable(f"predictions[{i}] must hold numbers only")
-    try:
-        scores = np.asarray(rows, dtype=np.float64)
-    except OverflowError as exc:  # a JSON integer too large for a float
-        raise Unprocessable("predictions hold a number too large for a float") from exc
-    bad = ~np.isfinite(scores).all(axis=1)
-    if bad.any():
-        raise Unprocessable(f"predictions[{int(bad.argmax())}] holds NaN or infinite scores")
-    return scores
-
-
-def prediction_body(
-    model: ModelVersion,
-    probabilities: np.ndarray,
-    filenames: Sequence[str | None],
-    top: int | None = None,
-) -> dict[str, Any]:
-    """The JSON of /predict and /decode_predictions: per image, its classes best first."""
-    return {
-        "model": model.name,
-        "version": model.version,
-        "predictions": [
-            {"filename": filename, "classes": ranked_classes(model, row.tolist(), top)}
-            for filename, row in zip(filenames, probabilities, strict=True)
-        ],
-    }
-
-
 class Predictor:
     """Decode + batch + predict for any loaded model; shared by every route."""
 
@@ -226,26 +174,6 @@ class Predictor:
                     f"got {list(images.shape[1:])}"
                 )
             return await self._run(model, images)
-
-    async def decode_scores(self, name: str, body: bytes, top: int) -> dict[str, Any]:
-        """`decode_predictions` on a JSON body `{"predictions": [[score, ...], ...]}`.
-
-        Top-k labels per row; the same per-request limit as for images (413).
-        """
-        model = self.repository.get(name)
-
-        def decode(document: Any) -> dict[str, Any]:
-            if not isinstance(document, dict) or "predictions" not in document:
-                raise BadRequest(
-                    'the JSON body must look like {"predictions": [[score, ...], ...]}'
-                )
-            rows = document["predictions"]
-            if isinstance(rows, list):
-                self.check_count(len(rows), what="rows of predictions")
-            scores = check_scores(model, rows)
-            return prediction_body(model, scores, [None] * len(scores), top)
-
-        return await self.parse_body(body, decode)
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
         probs = await model.batcher.predict(images, self.settings.request_timeout_s)

@@ -1,7 +1,7 @@
 """The service's one settings object, read from `VGGSVC_*` environment variables.
 
 Every field's description is its documentation: `python -m service --help`
-prints it with the default, and the README's configuration table repeats it.
+prints it with the default, and the docs' configuration table is rendered from it.
 `python -m service` flags are generated from these fields and override the
 environment. Validation happens at start-up, so a bad value stops the process
 with a message instead of failing a request later.

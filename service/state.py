@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from modelstore.runtime import Runtime
+from service.drain import Drain
 from service.errors import NotReady
-from service.middleware import Drain
 from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings

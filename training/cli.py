@@ -128,7 +128,7 @@ def _model_arg(p: argparse.ArgumentParser, several: bool = False) -> None:
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
-    """Where the batch work runs: this process, or a Ray cluster (training.ray_engine)."""
+    """Where the batch work runs: this process, or a Ray cluster (training.cluster.engine)."""
     p.add_argument(
         "--engine",
         choices=["local", "ray"],
@@ -452,7 +452,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({"out": str(args.out), "counts": counts}))
         return 0
     if args.command == "list-models":
-        from training.model_listing import render_listing
+        from training.reports.listing import render_listing
 
         print(render_listing(args.models_dir, as_json=args.json))
         return 0
@@ -477,7 +477,7 @@ def _run(args: argparse.Namespace) -> int:
             precision=args.precision,
         )
         if args.plot:
-            from training.plots import plot_confusion_matrix
+            from training.reports.plots import plot_confusion_matrix
 
             title = f"{report['model']} version {report['version']}"
             plot_confusion_matrix(report["confusion_matrix"], report["labels"], args.plot, title)
@@ -488,7 +488,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--engine ray writes sharded JSONL files: give --output FOLDER")
         if len(args.model) > 1:
             raise ValueError("--engine ray scores with one --model at a time")
-        from training.ray_predict import score_with_ray
+        from training.cluster.scoring import score_with_ray
 
         summary = score_with_ray(
             args.model[0],
@@ -509,7 +509,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "predict":
-        from training.batch_predict import predict_to_stream
+        from training.predict import predict_to_stream
 
         if args.output is not None:
             raise ValueError("--output is for --engine ray; the local engine writes to stdout")
@@ -541,7 +541,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"scored {scored} file(s), {failed} unreadable", file=sys.stderr)
         return 0
     if args.command == "model-card":
-        from training.model_card import regenerate
+        from training.reports.model_card import regenerate
 
         print(f"wrote {regenerate(args.model, plots=args.plots)}")
         return 0
@@ -570,9 +570,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import_tensorflow(args.verbose)  # before anything else imports it: quiet unless --verbose
     from modelstore.runtime import PrecisionUnavailableError
+    from training.cluster.connection import EngineUnavailableError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
-    from training.ray_cluster import EngineUnavailableError
 
     try:
         return _run(args)

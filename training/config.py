@@ -62,7 +62,7 @@ class FitConfig(BaseModel):
     feature_batch_size: int = Field(32, ge=1)
     min_accuracy: float | None = None  # a fraction in [0, 1]; see _fraction
     promote_if_better: bool = False
-    # Where the base runs (training.ray_engine); the head always trains in this process.
+    # Where the base runs (training.cluster.engine); the head always trains in this process.
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray started in-process
     ray_actors: int | None = Field(None, ge=1)  # base actors; None: one per GPU, else per node

@@ -5,7 +5,7 @@ Accepted layouts:
 - `DIR/<class>/*` with a validation fraction (stratified, seeded split).
 
 Only listing happens here; whether a file really is a picture is decided when
-it is decoded (`training.features`), which reports unreadable files.
+it is decoded (`training.features.extractor`), which reports unreadable files.
 """
 
 from __future__ import annotations
@@ -45,6 +45,18 @@ class DataSet:
     train: Split
     valid: Split
     class_dirs: dict[str, list[Path]]  # for error messages: where each class came from
+
+    def without(self, drop: set[Path]) -> DataSet:
+        """The data set less `drop` (unreadable files); a class left empty is an error."""
+        train, valid = self.train.without(drop), self.valid.without(drop)
+        for split_name, split in (("train", train), ("valid", valid)):
+            for name, count in split.counts(self.classes).items():
+                if count == 0:
+                    folders = ", ".join(str(d) for d in self.class_dirs[name])
+                    raise DataError(
+                        f"class {name!r} has no readable {split_name} image in {folders}"
+                    )
+        return DataSet(self.root, self.classes, train, valid, self.class_dirs)
 
 
 def _files(folder: Path) -> list[Path]:

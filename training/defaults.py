@@ -6,7 +6,7 @@ reason in the version's metadata (`training.auto_settings`), and an explicit
 flag always wins. No TensorFlow here.
 
 - `hed` (the offline substitute; edge-detection fine-tuned VGG16): chosen on the
-  validation photos by `python -m bench.accuracy_defaults search`
+  validation photos by `python -m bench.accuracy.defaults search`
   (`bench/results/accuracy_search_hed.json`), reported on a held-out test split
   (`bench/results/accuracy_defaults.json`).
 - `imagenet`, and a weights file of the user's (most likely ImageNet-like): the

@@ -15,8 +15,8 @@ import numpy as np
 
 from modelstore.loader import load_published
 from modelstore.runtime import configure_runtime
-from training.batch_predict import score_files
 from training.data import DataError, scan_split
+from training.predict import score_files
 from training.progress import ProgressBar
 from training.scores import classification_metrics
 

@@ -1,4 +1,4 @@
-"""Export a classifier as a TensorFlow SavedModel with the signatures DESIGN.md promises.
+"""Export a classifier as a TensorFlow SavedModel with the signatures of `modelstore.contract`.
 
 - `serving_default`: `images` uint8 `[batch, size, size, 3]` RGB -> `probabilities`
   float32 `[batch, num_classes]`. VGG16 preprocessing runs inside the graph.
@@ -34,7 +34,7 @@ from modelstore.contract import (
 from modelstore.layout import Draft, reserve_version
 from modelstore.metadata import BaseWeightsRecord, ModelMetadata, package_version, write_metadata
 from training.head_export import classifier_parts, export_parts, features_function
-from training.model_card import write_model_card
+from training.reports.model_card import write_model_card
 
 
 def _decode_for_graph(image_size: int) -> Any:

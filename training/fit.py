@@ -32,10 +32,11 @@ from modelstore.layout import latest_version, reserve_version
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata, write_metadata
 from modelstore.runtime import PrecisionUnavailableError, Runtime, configure_runtime
 from training.config import FitConfig
-from training.data import DataError, DataSet, content_hash, load_dataset
+from training.data import content_hash, load_dataset
 from training.defaults import resolve_auto
+from training.engine import FeatureEngine, open_engine
 from training.export import new_metadata, write_savedmodel
-from training.features import FeatureEngine, FeatureExtractor, Features, open_engine
+from training.features.extractor import FeatureExtractor, Features
 from training.gate import check_gate
 from training.model import (
     build_base,
@@ -46,8 +47,8 @@ from training.model import (
     save_head,
     truncate_base,
 )
-from training.model_card import write_model_card
-from training.plots import (
+from training.reports.model_card import write_model_card
+from training.reports.plots import (
     CONFUSION_MATRIX_FILE,
     LEARNING_CURVES_FILE,
     plot_confusion_matrix,
@@ -89,8 +90,8 @@ class EpochLines(keras.callbacks.Callback):
         print(line, file=sys.stderr, flush=True)
 
 
-def _drop_unreadable(data: DataSet, feats: dict[str, Features]) -> dict[str, list[str]]:
-    """Remove unreadable files from the splits; a class left empty is an error."""
+def _report_unreadable(feats: dict[str, Features]) -> dict[str, Any]:
+    """List the files no engine could read, once, and return metadata's record of them."""
     skipped = {str(p): msg for f in feats.values() for p, msg in f.errors.items()}
     if skipped:
         listing = "\n".join(f"  {p}: {msg}" for p, msg in sorted(skipped.items()))
@@ -98,14 +99,7 @@ def _drop_unreadable(data: DataSet, feats: dict[str, Features]) -> dict[str, lis
         # CLI (whose log handler writes warnings to the same stderr) does not list it twice.
         log.info("skipped %d unreadable file(s):\n%s", len(skipped), listing)
         print(f"warning: skipped {len(skipped)} unreadable file(s):\n{listing}", file=sys.stderr)
-    drop = {Path(p) for p in skipped}
-    data.train, data.valid = data.train.without(drop), data.valid.without(drop)
-    for split_name, split in (("train", data.train), ("valid", data.valid)):
-        for name, count in split.counts(data.classes).items():
-            if count == 0:
-                folders = ", ".join(str(d) for d in data.class_dirs[name])
-                raise DataError(f"class {name!r} has no readable {split_name} image in {folders}")
-    return {"count": len(skipped), "files": sorted(skipped)}  # type: ignore[dict-item]
+    return {"count": len(skipped), "files": sorted(skipped)}
 
 
 def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
@@ -318,7 +312,8 @@ def fit(
     }
     feats = engine.extract_splits(extractor, splits)
     seconds = {"features": time.monotonic() - started}
-    skipped = _drop_unreadable(data, feats)
+    skipped = _report_unreadable(feats)
+    data = data.without({Path(p) for p in skipped["files"]})
     x, y = feats["train"].values, np.asarray(data.train.labels)
     if flip_augment and feats["train"].flipped is not None:
         x, y = np.concatenate([x, feats["train"].flipped]), np.concatenate([y, y])

@@ -25,7 +25,7 @@ def accuracy_of_version(version_dir: Path, paths: list[Path], labels: list[str])
     """Accuracy of a published version on `paths` (true labels given as names)."""
     from modelstore.loader import load_published  # imports TensorFlow
     from modelstore.runtime import current_runtime
-    from training.batch_predict import score_files
+    from training.predict import score_files
 
     # The process's runtime (fit set it): both models are scored in the same precision.
     model = load_published(version_dir, current_runtime())

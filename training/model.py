@@ -206,6 +206,13 @@ class VGGPreprocess(keras.layers.Layer):
         return x[..., ::-1] - tf.constant(VGG_BGR_MEAN, dtype=tf.float32)
 
 
+def feature_model(base: keras.Model, image_size: int) -> keras.Model:
+    """uint8 pictures -> VGG16 preprocessing -> frozen base: what both feature engines run."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="uint8")
+    outputs = base(VGGPreprocess()(inputs), training=False)
+    return keras.Model(inputs, outputs, name="feature_extractor")
+
+
 def build_head(
     feature_shape: tuple[int, ...],
     num_classes: int,

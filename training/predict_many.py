@@ -21,7 +21,7 @@ import numpy as np
 from imaging import ImageError, load_image
 from modelstore.model_set import ModelSet, load_model_set
 from modelstore.runtime import configure_runtime
-from training.batch_predict import error_record, iter_files, score_record
+from training.predict import error_record, iter_files, score_record
 from training.progress import ProgressBar
 
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from service.errors import BadRequest
+from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
-from service.predictor import Prediction, prediction_body
-from service.request_images import media_type, read_images
+from service.predictor import Prediction
 from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
 from service.state import PredictorDep, SettingsDep
 
@@ -106,8 +106,10 @@ async def decode_predictions(
         return await _predict(request, response, predictor, settings, model, top, models)
     if models is not None:
         raise BadRequest("decoding sent scores takes one 'model', not 'models'")
-    result = await predictor.decode_scores(
-        model or settings.default_model, await request.body(), top
+    model_version = predictor.repository.get(model or settings.default_model)
+    scores = await predictor.parse_body(
+        await request.body(),
+        lambda document: parse_scores(model_version, document, predictor.check_count),
     )
-    _model_headers(response, result["model"], result["version"])
-    return result
+    _model_headers(response, model_version.name, model_version.version)
+    return prediction_body(model_version, scores, [None] * len(scores), top)

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.harness import export_tiny, running_service
+from bench.support.harness import export_tiny, running_service
 from client import ApiError, AsyncClient, Client, RetryPolicy
 from tests.conftest import encode
 

@@ -13,7 +13,14 @@ import pytest
 
 from service.__main__ import parse_settings
 from service.settings import Settings
-from tests.deploy.k8s_manifests import (
+from tests.support.deploy_files import (
+    REPO,
+    argv_module_command,
+    flags_of,
+    invocation,
+    unknown_flags,
+)
+from tests.support.k8s_manifests import (
     Container,
     containers,
     exec_commands,
@@ -21,13 +28,6 @@ from tests.deploy.k8s_manifests import (
     kustomizations,
     render,
     service_containers,
-)
-from tests.packaging.deploy_files import (
-    REPO,
-    argv_module_command,
-    flags_of,
-    invocation,
-    unknown_flags,
 )
 
 # Commands the kubelet may run in the image other than ours (coreutils in python:3.11-slim).

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.__main__ import parse_settings
-from tests.deploy.k8s_manifests import api_container, one, render, runtime_for
+from tests.support.k8s_manifests import api_container, one, render, runtime_for
 
 ISVC_FOLDERS = ["kserve/raw", "kserve/serverless", "kserve/canary"]
 # KServe's storage initializer puts what storageUri points at here (constants.ModelDir).

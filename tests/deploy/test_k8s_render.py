@@ -10,9 +10,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy import k8s_manifests
-from tests.deploy.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
-from tests.packaging.deploy_files import REPO
+from tests.support import k8s_manifests
+from tests.support.deploy_files import REPO
+from tests.support.k8s_manifests import KSERVE_GROUP, crd_schema, kustomizations, render
 
 # The oldest Kubernetes the manifests target (podFailurePolicy, HPA v2 and PDB policy/v1 are
 # all there by 1.29) and the newest kubernetes-validate knows.
@@ -21,7 +21,7 @@ APPLIED = ["overlays/cpu", "overlays/gpu", "kserve/raw", "kserve/serverless", "k
 
 
 def test_k8s_kustomizations_are_the_documented_ones() -> None:
-    # A new folder must be added to the README and to what these tests render.
+    # A new folder must be added to docs/deployment.md and to what these tests render.
     assert kustomizations() == sorted([*APPLIED, "base", "kserve/runtime"])
 
 
@@ -49,9 +49,9 @@ def test_k8s_render_without_kubectl_fails_under_ci_and_skips_elsewhere(
     assert elsewhere[0] is pytest.skip.Exception and "no kubectl" in elsewhere[1]
 
 
-def test_k8s_readme_applies_exactly_the_applied_folders() -> None:
-    readme = (REPO / "README.md").read_text()
-    applied = set(re.findall(r"kubectl (?:-n \S+ )?apply -k deploy/k8s/(\S+)", readme))
+def test_k8s_deployment_page_applies_exactly_the_applied_folders() -> None:
+    page = (REPO / "docs" / "deployment.md").read_text()
+    applied = set(re.findall(r"kubectl (?:-n \S+ )?apply -k deploy/k8s/(\S+)", page))
     assert applied == set(APPLIED)
 
 

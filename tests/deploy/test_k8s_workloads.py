@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from service.settings import Settings
-from tests.deploy.k8s_manifests import (
+from tests.support.k8s_manifests import (
     K8S,
     api_container,
     containers,

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageFile
 
 import imaging.decode
+from bench.support.bad_inputs import ISSUE_TIFF_B64, gradient, tiff_strips
 from imaging import (
     CorruptImageError,
     ImageTooLargeError,
@@ -21,7 +22,6 @@ from imaging import (
     load_image,
 )
 from tests.conftest import encode
-from tests.support.bad_inputs import ISSUE_TIFF_B64, gradient, tiff_strips
 
 
 def _halves(mode: str, left: object, right: object) -> Image.Image:

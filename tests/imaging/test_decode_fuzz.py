@@ -1,7 +1,7 @@
 """Bounded, seeded mutation fuzz of `load_image`: only ImageError may escape, for any bytes.
 
 Derandomized (the same examples on every run) and capped at FUZZ_EXAMPLES, a few
-seconds; `python scripts/fuzz_decoder.py` is the long run (README, "Decoder fuzz").
+seconds; `python scripts/fuzz_decoder.py` is the long run (docs/benchmarks.md, "Decoder fuzz").
 A failure prints the seed name and mutation list, replayable with
 `tests.support.decoder_fuzz.replay(seed, mutations)`.
 """

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.packaging.deploy_files import REPO, compose_file
+from tests.support.deploy_files import REPO, compose_file
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 SCRIPT = REPO / "scripts" / "container-entrypoint.sh"
 

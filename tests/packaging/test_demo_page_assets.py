@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 PAGE = REPO / "service" / "static" / "index.html"
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.harness import export_tiny, free_port, running_service, wait_until
+from bench.support.harness import export_tiny, free_port, running_service, wait_until
 from tests.conftest import encode
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

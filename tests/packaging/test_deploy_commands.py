@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.packaging.deploy_files import (
+from tests.support.deploy_files import (
     REPO,
     compose_file,
     compose_module_commands,

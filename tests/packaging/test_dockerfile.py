@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.deploy_files import (
+from tests.support.deploy_files import (
     REPO,
     Instruction,
     copy_sources,

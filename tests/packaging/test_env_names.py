@@ -11,13 +11,14 @@ import pytest
 
 from service.__main__ import warn_unknown_variables
 from service.settings import ENV_PREFIX, OTHER_PROGRAMS_VARIABLES, Settings
-from training.feature_store import default_cache_dir
+from training.features.store import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
 # Where the product's variables are read or documented (tests excluded: they make up typos).
 SOURCES = [
     "README.md",
+    *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")),
     "Dockerfile",
     "docker-compose.yml",
     *(str(p.relative_to(ROOT)) for p in (ROOT / "scripts").glob("*.sh")),

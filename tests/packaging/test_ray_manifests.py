@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.packaging.deploy_files import REPO, flags_of, module_commands
+from tests.support.deploy_files import REPO, flags_of, module_commands
 
 MANIFESTS = sorted((REPO / "deploy" / "ray").glob("*.yaml"))
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.packaging.deploy_files import REPO
+from tests.support.deploy_files import REPO
 
 
 def test_models_folder_tracks_only_readme_and_gitignore() -> None:
@@ -45,12 +45,12 @@ def test_shell_scripts_parse() -> None:
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
 
 
-def test_readme_links_to_its_own_sections_resolve() -> None:
-    # GitHub's anchors: the heading lower-cased, punctuation but - and _ dropped, spaces -.
-    text = re.sub(r"^```.*?^```", "", (REPO / "README.md").read_text(), flags=re.S | re.M)
-    headings = re.findall(r"^#+ +(.+?) *$", text, flags=re.M)
-    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
-    assert "ray-engine-feature-extraction-and-batch-scoring-on-a-cluster" in anchors
-    links = set(re.findall(r"\]\(#([^)]+)\)", text))
-    assert len(links) > 10
-    assert sorted(links - anchors) == []
+def test_bench_imports_nothing_from_tests() -> None:
+    """Tests may use bench.support; benchmarks never reach into tests/ (one direction)."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "bench").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*(from|import)\s+tests\b", line)
+    ]
+    assert not offenders, f"bench/ imports from tests/: {offenders}"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import encode

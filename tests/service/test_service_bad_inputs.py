@@ -1,6 +1,6 @@
 """The bad-input corpus over every route and both kinds of model: exact status, JSON error body.
 
-Each case of `tests/support/bad_inputs.py` goes to every route it applies to
+Each case of `bench/support/bad_inputs.py` goes to every route it applies to
 (multipart and raw `/predict`, multipart `/decode_predictions`, TF Serving
 `:predict` with `{"b64": ...}`, and the JSON forms), once for the fine-tuned
 `car_truck` and once for the 1000-class `vgg16_imagenet` stand-in. A case
@@ -21,9 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.middleware
+from bench.support.bad_inputs import BadInput, cases
 from service.app import create_app
 from tests.service.conftest import LABELS, make_settings
-from tests.support.bad_inputs import BadInput, cases
 
 MODELS = ("car_truck", "vgg16_imagenet")
 TOP = 3

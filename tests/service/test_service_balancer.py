@@ -1,7 +1,7 @@
 """Replicas behind a real balancer: a rolling update under load drops nothing; kill -9 is contained.
 
 Three `python -m service` processes (32 px car_truck, fp32) share one model repository
-behind HAProxy on loopback (bench/cluster.py), while recorded traffic (bench/traffic.py)
+behind HAProxy on loopback (bench/support/cluster.py), while recorded traffic (bench/support/traffic.py)
 goes through HAProxy. Replicas do not poll the repository, so a replica moves to a new
 version only when it is restarted, as a pod does in a Kubernetes rolling update.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cluster import Cluster, haproxy_binary, publish_version
-from bench.traffic import Traffic, summarize
+from bench.support.cluster import Cluster, haproxy_binary, publish_version
+from bench.support.traffic import Traffic, summarize
 from tests.conftest import encode
 
 if haproxy_binary() is None:

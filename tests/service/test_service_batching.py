@@ -138,3 +138,33 @@ def test_batcher_full_batch_goes_at_once() -> None:
         batcher.close(timeout_s=10)
     assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
     assert seen == [4] and batcher.model_calls == 1
+
+
+def test_batcher_takes_at_most_max_batch_size_images_per_batch() -> None:
+    """Jobs past the cap stay queued for the next batch: counted in the depth, cancellable."""
+    seen: list[int] = []
+    inner = echo_rows(seen)
+    finish = threading.Semaphore(0)  # one release lets one model call return
+    entered = threading.Semaphore(0)  # released as each model call starts
+
+    def held(images: np.ndarray) -> np.ndarray:
+        entered.release()
+        assert finish.acquire(timeout=30)
+        return inner(images)
+
+    batcher = DynamicBatcher(held, "held", 1, [1, 4], max_delay_s=0.0, max_queue=64)
+    try:
+        first = batcher.submit(batch_of(0))
+        assert entered.acquire(timeout=10)  # call 1 holds job 0...
+        rest = [batcher.submit(batch_of(i)) for i in range(1, 6)]  # ...five queue behind it
+        finish.release()
+        assert entered.acquire(timeout=10)  # call 2 has taken its batch
+        assert [future.running() for future in rest] == [True, True, True, True, False]
+        assert batcher._queued_images == 1
+        finish.release(2)
+        results = [future.result(timeout=30) for future in [first, *rest]]
+    finally:
+        finish.release(10)
+        batcher.close(timeout_s=10)
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3, 4, 5]
+    assert seen == [1, 4, 1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.harness import metric, running_service, wait_until
+from bench.support.harness import metric, running_service, wait_until
 from tests.service.conftest import publish_copy
 
 IN_FLIGHT = 16

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.harness import running_service
+from bench.support.harness import running_service
 from service.logs import JsonFormatter, ProbeFilter
 from tests.service.test_service_metrics import samples
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.harness import running_service
+from bench.support.harness import running_service
 from tests.conftest import encode
 from tests.service.conftest import LABELS, SIZE
 from tests.service.test_service_errors import assert_error

@@ -93,7 +93,7 @@ def test_predict_matches_training_predict_and_evaluate_path(
 ) -> None:
     """The service and `training evaluate`/`predict` (one loader) agree on the same files."""
     from modelstore.loader import load_published
-    from training.batch_predict import score_files
+    from training.predict import score_files
 
     paths = []
     for name, data in (("a.png", png), ("b.jpg", jpeg)):

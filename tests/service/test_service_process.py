@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.harness import running_service
+from bench.support.harness import running_service
 from tests.service.conftest import publish_copy, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

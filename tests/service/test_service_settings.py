@@ -94,14 +94,6 @@ def test_settings_unknown_variable_is_warned_with_a_suggestion(
     assert "VGGSVC_PORT" not in err
 
 
-def test_settings_every_field_is_in_the_readme_table() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [
-        name for name in Settings.model_fields if f"| `VGGSVC_{name.upper()}` |" not in readme
-    ]
-    assert missing == []
-
-
 def test_settings_help_lists_every_field_with_description_and_default() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "service", "--help"],

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from fastapi.testclient import TestClient
 
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from imaging.decode import load_image
 from service.app import create_app
 from tests.conftest import encode
@@ -26,9 +26,7 @@ def heads_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three heads on one random base (one averaging mirror images), one on another base."""
     store = tmp_path_factory.mktemp("heads")
     export_tiny(store, "cars", ["car", "van"], SIZE, seed=BASE_SEED, head_seed=1)
-    export_tiny(
-        store, "trucks", ["a", "b", "c"], SIZE, seed=BASE_SEED, head_seed=2, flip_tta=True
-    )
+    export_tiny(store, "trucks", ["a", "b", "c"], SIZE, seed=BASE_SEED, head_seed=2, flip_tta=True)
     export_tiny(store, "cars_next", ["car", "van"], SIZE, seed=BASE_SEED, head_seed=3)
     export_tiny(store, "other", ["x", "y"], SIZE, seed=BASE_SEED + 1)
     return store
@@ -120,9 +118,7 @@ def test_shared_base_runs_the_base_once_for_several_models(
         assert value(after, calls, **labels) - value(before, calls, **labels) == 1
 
 
-def test_shared_base_off_serves_every_version_whole(
-    heads_dir: Path, pictures: list[bytes]
-) -> None:
+def test_shared_base_off_serves_every_version_whole(heads_dir: Path, pictures: list[bytes]) -> None:
     settings = shared_settings(heads_dir, share_base=False)
     with TestClient(create_app(settings)) as client:
         listing = client.get("/models").json()

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from bench.support.bad_inputs import animated, gradient, mode_image, pillow, tiff_strips
 from imaging import ImageError, load_image
-from tests.support.bad_inputs import animated, gradient, mode_image, pillow, tiff_strips
 
 # Values that break parsers: zero, one, sign and width boundaries, 16- and 32-bit maxima.
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)

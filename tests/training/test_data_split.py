@@ -33,3 +33,15 @@ def test_data_split_missing_valid_split_is_error(tmp_path: Path) -> None:
     _make(tmp_path, {"a": 5, "b": 5})
     with pytest.raises(DataError, match="--valid-split"):
         load_dataset(tmp_path)
+
+
+def test_data_without_drops_files_and_refuses_an_emptied_class(tmp_path: Path) -> None:
+    _make(tmp_path, {"a": 5, "b": 5})
+    data = load_dataset(tmp_path, valid_split=0.2, seed=0)
+    one_a = next(p for p, y in zip(data.train.paths, data.train.labels, strict=True) if y == 0)
+    smaller = data.without({one_a})
+    assert one_a not in smaller.train.paths and len(smaller.train) == len(data.train) - 1
+    assert data.train.paths.count(one_a) == 1  # the original is left as it was
+    every_b = {p for p, y in zip(data.valid.paths, data.valid.labels, strict=True) if y == 1}
+    with pytest.raises(DataError, match=r"class 'b' has no readable valid image in .*b"):
+        data.without(every_b)

@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 import training.fit
+from bench.support.bad_inputs import ISSUE_TIFF_B64
 from imaging import load_image
 from modelstore.layout import list_versions
 from modelstore.metadata import read_metadata
 from tests.conftest import encode
-from tests.support.bad_inputs import ISSUE_TIFF_B64
 from tests.training.conftest import TINY, export_rule_model, fit_tiny
 from training.cli import EXIT_GATE, main
 from training.data import DataError

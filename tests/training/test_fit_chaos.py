@@ -5,7 +5,7 @@ recognised from outside the process: its stderr (feature progress, epoch
 lines), /proc/locks (blocked on the publish lock), the files of its draft
 (`.tmp-*`, `variables/`, `saved_model.pb`), or, for instants too short to catch
 from outside (metadata.json being written, the complete draft about to be
-renamed), a stop made by `tests/training/stop_at.py`. After the kill: no partial
+renamed), a stop made by `tests/support/stop_at.py`. After the kill: no partial
 version is visible, every version loads, and the next publish takes the next
 number and removes the killed run's draft.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import ROOT
+from bench.support.harness import ROOT
 from modelstore.layout import (
     DRAFT_PREFIX,
     STALE_DRAFT_GRACE_S,
@@ -41,7 +41,7 @@ from modelstore.loader import load_published
 from modelstore.metadata import METADATA_FILE, read_metadata, write_metadata
 
 NAME = "car_truck"
-STOP_AT = Path(__file__).resolve().parent / "stop_at.py"
+STOP_AT = Path(__file__).resolve().parents[1] / "support" / "stop_at.py"
 FLAGS = ("--image-size", "32", "--base-weights", "none", "--precision", "fp32", "--seed", "0")
 FEW_EPOCHS = ("--epochs", "2", "--batch-size", "16")
 # The head phase is killed at its first epoch line: many epochs keep it in that phase.

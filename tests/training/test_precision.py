@@ -1,8 +1,9 @@
 """bf16 against fp32 on a real pretrained (hed) model: same answers within a documented tolerance.
 
-Tolerance (README, "Precision"): top-1 identical on every image, probabilities within
-0.03 of fp32 (measured on real photos by bench/precision_accuracy.py: at most 0.026,
-top-1 agreement 99.5-100 %); here on the demo data.
+Tolerance (docs/benchmarks.md, "Precision: same answers in bf16"): top-1 identical on
+every image, probabilities within 0.03 of fp32 (measured on real photos by
+bench/precision_accuracy.py: at most 0.026, top-1 agreement 99.5-100 %); here on the
+demo data.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 from modelstore.loader import load_published
 from modelstore.runtime import configure_runtime, cpu_flags
 from tests.training.conftest import fit_tiny
-from training.batch_predict import score_files
 from training.fit import FitResult
+from training.predict import score_files
 
 BF16_TOLERANCE = 0.03
 needs_bf16 = pytest.mark.skipif(

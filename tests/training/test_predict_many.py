@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.harness import export_tiny
+from bench.support.harness import export_tiny
 from modelstore.split_loader import LoadedBase
 from tests.conftest import encode
 from training.cli import main

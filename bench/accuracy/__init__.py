@@ -1,0 +1,1 @@
+"""The accuracy research behind training/defaults.py: searches, explorations and the defaults record."""

@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: running a service, tiny exports, photos, load generators, bad inputs."""

@@ -1,0 +1,1 @@
+"""What the frozen base computes: the extractor, its inputs and the content-addressed store."""
