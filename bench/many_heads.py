@@ -1,6 +1,6 @@
 """Benchmark: many classifiers on one frozen base (shared-base serving), in one run.
 
-Run: python -m bench.many_heads [--image-size 96] [--seconds 15] [--rounds 2] [--out FILE]
+Run: python -m bench.many_heads [--image-size 96] [--seconds 12] [--rounds 2] [--out FILE]
 
 Models: VGG16 with random weights cut at block4_pool, a flatten head of width 256
 and mirror-image averaging: the shape `training fit` gives with the offline hed
@@ -133,9 +133,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--seconds", type=float, default=15.0, help="per throughput run")
+    parser.add_argument("--seconds", type=float, default=12.0, help="per throughput run")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--latency-repeats", type=int, default=15)
+    parser.add_argument("--latency-repeats", type=int, default=40)
     parser.add_argument("--skip-whole", action="store_true", help="no whole-model comparison")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON report goes")
     args = parser.parse_args()
