@@ -115,7 +115,8 @@ class BaseBatcher(DynamicBatcher):
             version=0,
             buckets=buckets,
             max_delay_s=max_delay_s,
-            max_queue=max_queue * 64,  # each head's own bound (HeadQueue) is what applies
+            # Not used: `submit_heads` bounds each version's queue (HeadQueue.max_queue).
+            max_queue=max_queue,
             metrics=None,
             precision=base.precision,
         )
