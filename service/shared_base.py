@@ -173,10 +173,15 @@ class BaseRegistry:
             self._batching.max_queue,
             self._metrics,
         )
-        log.info("shared base %s loaded from %s", key, path)
         with self._lock:
             shared = self._bases.setdefault(key, SharedBase(base, batcher))
-            return self._new_queue(shared, head)
+            queue = self._new_queue(shared, head)
+        if shared.base is not base:  # another loader was first: keep one copy
+            batcher.close(timeout_s=0)
+            base.release()
+        else:
+            log.info("shared base %s loaded from %s", key, path)
+        return queue
 
     def _new_queue(self, shared: SharedBase, head: PublishedHead) -> HeadQueue:
         """Attach `head` to `shared` (call with the lock held)."""
