@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.serving import export_model, load, server
 from bench.support.harness import ROOT, free_port, rss_mb
 from bench.support.photos import jpeg_from_cifar
-from bench.serving import export_model, load, server
 from training.imagenet import export_imagenet
 
 RESULTS = ROOT / "bench" / "results" / "memory.json"

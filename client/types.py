@@ -55,7 +55,7 @@ class LoadState(_Result):
 class Models(_Result):
     """`GET /models`: what serves, and what is still loading (or failed)."""
 
-    default_model: str
+    default_model: str | None  # None: several models served and none chosen
     models: list[ModelInfo]
     loading: list[LoadState] = []
     scanned: bool = True

@@ -12,7 +12,6 @@ Run: `mkdocs build --strict` (scripts/test.sh does), or `mkdocs serve` to read t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,24 +62,16 @@ def service_settings_table() -> str:
     return "\n".join(rows)
 
 
-def _fit_flag_help() -> dict[str, str]:
-    """`fit --help`'s text per setting: the description of a field that has none yet."""
-    from training.cli import build_parser
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {action.dest: action.help or "" for action in commands.choices["fit"]._actions}
-
-
 def fit_settings_table() -> str:
-    """One row per `FitConfig` field: `fit` flag, default, description."""
+    """One row per `FitConfig` field: `fit` flag, default, and `fit --help`'s text for it
+    (the field's description, then what "auto" picks, from training.defaults)."""
     from training.config import FitConfig
+    from training.fit_flags import flag_name, setting_help
 
-    flag_help = _fit_flag_help()
     rows = ["| flag | default | meaning |", "| --- | --- | --- |"]
     for name, info in FitConfig.model_fields.items():
         default = _shown(info.get_default(call_default_factory=True))
-        description = info.description or flag_help.get(name, "")
-        rows.append(f"| `--{name.replace('_', '-')}` | `{_cell(default)}` | {_cell(description)} |")
+        rows.append(f"| `{flag_name(name)}` | `{_cell(default)}` | {_cell(setting_help(name))} |")
     return "\n".join(rows)
 
 

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -83,11 +84,16 @@ def resolve_model_path(path: Path) -> Path:
     return path / str(latest)
 
 
+# A name is a folder and a URL path segment (/v1/models/NAME:predict): no ':' or '/',
+# no spaces, no leading '.' (hidden: the service skips it) or '-' (read as a flag).
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
 def check_model_name(name: str) -> str:
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name != name.strip():
+    if not MODEL_NAME.fullmatch(name):
         raise ValueError(
-            f"invalid model name {name!r}: use letters, digits, '-', '_' or '.', "
-            "not starting with '.'"
+            f"invalid model name {name!r}: use up to 128 letters, digits, '-', '_' or '.', "
+            "starting with a letter, a digit or '_'"
         )
     return name
 

@@ -8,7 +8,13 @@ docs/configuration.md). SIGTERM/SIGINT start a drain: /readyz answers 503 at
 once and keeps answering, new requests get 503 + Retry-After, requests in flight
 and queued batches finish (up to --graceful-timeout-s, after at least
 --drain-delay-s), and only then does the server stop listening and exit with
-status 0. A second signal stops at once.
+status 0. A second signal stops at once. While the models are still loading, a
+signal stops the process within a second instead (service.startup), and the port
+is bound before anything loads: one in use exits 3 at once.
+
+Exit codes: 0 stopped by SIGTERM; 1 unexpected failure; 2 invalid settings; 3 cannot
+listen on --host:--port (in use, privileged, no such address); 130 stopped by SIGINT
+during start-up.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from modelstore.tf_quiet import import_tensorflow
 from service.drain import Drain
 from service.logs import configure_logging
 from service.settings import ENV_PREFIX, NOT_FLAGS, OTHER_PROGRAMS_VARIABLES, Settings
+from service.startup import StartupStop, listen
 
 log = logging.getLogger("service")
 
@@ -120,13 +127,24 @@ class Server(uvicorn.Server):
     to exit once nothing is in flight (or the graceful timeout is spent).
     """
 
-    def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float, timeout_s: float):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: Drain,
+        delay_s: float,
+        timeout_s: float,
+        startup: StartupStop | None = None,
+    ):
         super().__init__(config)
         self._drain = drain
         self._delay_s = delay_s
         self._timeout_s = timeout_s
+        self._startup = startup
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._startup is not None and self._startup.pending():  # models still loading
+            self._startup.stop(sig)
+            return
         if self._drain.started.is_set():  # a second signal: stop now
             self._stop(sig, frame)
             return
@@ -183,6 +201,10 @@ def missing_implementations(http: str, loop: str) -> list[tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     configure_logging(settings.log_level, settings.log_format, settings.log_probes)
+    # The port before anything slow: a busy one fails now, not after the models load.
+    sock = listen(settings.host, settings.port)
+    startup = StartupStop()
+    startup.install()  # a signal from here on stops at once, TensorFlow's import included
     # TensorFlow only after the flags are checked, and without its start-up lines unless
     # --verbose: this first import is the one that can be quietened.
     import_tensorflow(settings.verbose)
@@ -207,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     log.info("http: %s, event loop: %s", *server_implementations(settings.http, settings.loop))
     state = app.state.service
-    Server(config, state.drain, settings.drain_delay_s, settings.graceful_timeout_s).run()
+    startup.watch(
+        lambda: state.repository is None or not state.repository.scanned,
+        state.drain,
+        settings.graceful_timeout_s,
+    )
+    server = Server(
+        config, state.drain, settings.drain_delay_s, settings.graceful_timeout_s, startup
+    )
+    server.run(sockets=[sock])
     return 0
 
 

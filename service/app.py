@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         MetricsMiddleware,
         metrics=state.metrics,
-        default_model=settings.default_model,
+        default_model=state.default_model,
         known_models=lambda: state.repository.names() if state.repository else (),
     )
     return app

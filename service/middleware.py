@@ -116,7 +116,7 @@ class MetricsMiddleware:
         self,
         app: ASGIApp,
         metrics: Metrics,
-        default_model: str,
+        default_model: Callable[[], str | None],
         known_models: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.app = app
@@ -130,7 +130,7 @@ class MetricsMiddleware:
             return str(name)
         if endpoint in MODEL_ENDPOINTS:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            return query.get("model", [self.default_model])[0]
+            return query.get("model", [self.default_model() or ""])[0]
         return ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -90,16 +90,14 @@ SCORES_BODY_SCHEMA: dict[str, Any] = {
     "required": ["predictions"],
 }
 
-# Bytes cannot be written into a JSON document, so the image examples point at them with
-# `externalValue`, OpenAPI's field for examples that do not fit in JSON: a data: URI of the
-# same 1x1 PNG, which resolves offline and which the tests send as it is.
-EXAMPLE_PNG_URI = f"data:image/png;base64,{EXAMPLE_PNG_B64}"
-_PNG_EXAMPLES = {
-    "png": {
-        "summary": "a 1x1 PNG",
-        "description": "the bytes of the image (here a data: URI); in multipart, field 'file'",
-        "externalValue": EXAMPLE_PNG_URI,
-    }
+# Image bodies carry no example: bytes do not fit in a JSON document, and the field made
+# for them (`externalValue`) is fetched by Swagger UI, which shows a red "Resolver error"
+# for a data: URI and cannot send what it fetched anyway. /docs offers a file picker for
+# `format: binary` instead, so what a person picks is what is sent.
+_IMAGE_FILE = {
+    "type": "string",
+    "format": "binary",
+    "description": "an image file (JPEG, PNG, WebP, ...); repeat the field for several images",
 }
 
 # OpenAPI description of the two accepted bodies (the route reads the request itself).
@@ -108,20 +106,17 @@ IMAGE_BODY = request_body(
         "multipart/form-data": {
             "schema": {
                 "type": "object",
-                "properties": {
-                    "file": {
-                        "type": "array",
-                        "items": {"type": "string", "format": "binary"},
-                        "minItems": 1,
-                    }
-                },
+                "properties": {"file": _IMAGE_FILE},
                 "required": ["file"],
             },
-            "examples": _PNG_EXAMPLES,
         },
         "application/octet-stream": {
-            "schema": {"type": "string", "format": "binary", "minLength": 1},
-            "examples": _PNG_EXAMPLES,
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "minLength": 1,
+                "description": "the bytes of one image file",
+            },
         },
     }
 )

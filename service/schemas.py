@@ -79,7 +79,10 @@ class LoadStateInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
-    default_model: str
+    default_model: str | None = Field(
+        description="the model of requests that name none; null: several models and none "
+        "chosen (VGGSVC_DEFAULT_MODEL), so requests must name one"
+    )
     models: list[ModelInfo] = Field(description="the models that serve (state ready)")
     loading: list[LoadStateInfo] = Field(
         [], description="versions being loaded or warmed up now, and versions that failed"

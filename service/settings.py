@@ -29,6 +29,7 @@ OTHER_PROGRAMS_VARIABLES = frozenset(
         "VGGSVC_FEATURE_CACHE_DIR",  # training: the feature store (was TRAINING_CACHE_DIR)
         "VGGSVC_BUILTIN_MODELS_DIR",  # scripts/container-entrypoint.sh: models baked in
         "VGGSVC_TF_FLAVOUR",  # scripts/venv.sh, Dockerfile, compose: cpu | gpu (TF_FLAVOUR)
+        "VGGSVC_BASE_WEIGHTS",  # Dockerfile: imagenet | hed | none, the weights baked in
         "VGGSVC_IMAGE_TAG",  # compose: the image's tag (IMAGE_TAG)
         "VGGSVC_TRAINING_DATA",  # compose: the trainer's data folder (TRAINING_DATA)
         "VGGSVC_LB_PORT",  # compose: HAProxy's host port (LB_PORT)
@@ -58,8 +59,10 @@ class Settings(BaseSettings):
 
     # ---- models ---------------------------------------------------------------------
     models_dir: Path = Field(Path("models"), description="the model repository to serve")
-    default_model: str = Field(
-        "car_truck", description="the model that answers requests naming none"
+    default_model: str | None = Field(
+        None,
+        description="the model that answers requests naming none; unset: the only model "
+        "served (with several, requests must name one and /readyz says so)",
     )
     pinned_versions: Annotated[dict[str, list[int]], NoDecode] = Field(
         default_factory=dict,

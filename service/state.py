@@ -12,7 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from modelstore.layout import list_models
 from modelstore.runtime import Runtime
+from service import default_model as defaults
 from service.drain import Drain
 from service.errors import NotReady
 from service.predictor import Predictor
@@ -46,8 +48,24 @@ class AppState:
         default = self.settings.default_model
         if default and default not in names:
             reasons.append(f"the default model {default!r} is not loaded")
+        choice = defaults.missing_choice(default, list_models(repo.models_dir))
+        if choice:
+            reasons.append(choice)
         reasons += [f"pinned version {pin} is not loaded" for pin in repo.missing_pins()]
         return reasons
+
+    def default_model(self) -> str | None:
+        """The model of a request that names none (service.default_model), or None."""
+        served = self.repository.names() if self.repository else []
+        return defaults.default_model(self.settings.default_model, served)
+
+    def model_for(self, requested: str | None) -> str:
+        """The model a request is for; NotReady before the first scan decides the default."""
+        repo = self.repository
+        if not requested and not self.settings.default_model and not (repo and repo.scanned):
+            raise NotReady("models are still loading; retry shortly (see /readyz)")
+        served = repo.names() if repo else []
+        return defaults.model_for_request(requested, self.settings.default_model, served)
 
 
 def get_state(request: Request) -> AppState:

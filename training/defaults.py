@@ -79,6 +79,41 @@ PROFILES = {
     ),
 }
 PROFILES["file"] = PROFILES["imagenet"]
+# What each kind of weights is called in help texts.
+WEIGHTS_WORDS = {"hed": "hed", "imagenet": "imagenet", "file": "a weights file", "none": "none"}
+
+# Measured (bench/results/retrain.json, 2 repeats): a warm head is 0.17-0.22x of a cold
+# run in-process and now matches the cold head's accuracy (valid -0.5, test +1.2 points);
+# switching it on for --promote-if-better jobs is the next step.
+WARM_START_AUTO = Profile(
+    {"warm_start": False},
+    "opt-in (--warm-start): 0.17-0.22x of a cold run in-process, "
+    "accuracy as the cold head's in bench/results/retrain.json",
+)
+
+
+def _shown(value: Any) -> str:
+    return (
+        {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+    )
+
+
+def auto_help(name: str) -> str | None:
+    """What "auto" means for setting `name`, in words, from the values above (or None).
+
+    E.g. "auto: block4_pool for hed; block5_pool for imagenet, a weights file, none".
+    The help texts and the documentation derive it from here, so it is written once.
+    """
+    if name == "warm_start":
+        return f"auto: {_shown(WARM_START_AUTO.values[name])}, {WARM_START_AUTO.reason}"
+    if name not in AUTO_FIELDS:
+        return None
+    by_value: dict[str, list[str]] = {}
+    for kind, profile in PROFILES.items():
+        by_value.setdefault(_shown(profile.values[name]), []).append(WEIGHTS_WORDS[kind])
+    if len(by_value) == 1:
+        return f"auto: {next(iter(by_value))}"
+    return "auto: " + "; ".join(f"{v} for {', '.join(k)}" for v, k in by_value.items())
 
 
 def resolve_auto(cfg: FitConfig, weights_kind: str) -> tuple[FitConfig, dict[str, dict[str, Any]]]:
@@ -91,13 +126,7 @@ def resolve_auto(cfg: FitConfig, weights_kind: str) -> tuple[FitConfig, dict[str
             changes[name] = profile.values[name]
             why[name] = {"value": profile.values[name], "reason": profile.reason}
     if cfg.warm_start == "auto":
-        # Measured (bench/results/retrain.json, 2 repeats): a warm head is 0.17-0.22x of a
-        # cold run in-process and now matches the cold head's accuracy (valid -0.5, test
-        # +1.2 points); switching it on for --promote-if-better jobs is the next step.
-        changes["warm_start"] = False
-        why["warm_start"] = {
-            "value": False,
-            "reason": "opt-in (--warm-start): 0.17-0.22x of a cold run in-process, "
-            "accuracy as the cold head's in bench/results/retrain.json",
-        }
+        value = WARM_START_AUTO.values["warm_start"]
+        changes["warm_start"] = value
+        why["warm_start"] = {"value": value, "reason": WARM_START_AUTO.reason}
     return cfg.replace(**changes), why

@@ -37,6 +37,7 @@ from training.defaults import resolve_auto
 from training.engine import FeatureEngine, open_engine
 from training.export import new_metadata, write_savedmodel
 from training.features.extractor import FeatureExtractor, Features
+from training.fit_story import auto_settings_block, smoothing_note, stopping_line
 from training.gate import check_gate
 from training.model import (
     build_base,
@@ -72,12 +73,20 @@ class FitResult:
 
 
 class EpochLines(keras.callbacks.Callback):
-    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`."""
+    """One whole line per epoch on stderr, with its seconds: `epoch 3/30 1.25s loss ...`.
 
-    def __init__(self, epochs: int) -> None:
+    With label smoothing the losses Keras reports are the smoothed ones: they are
+    named `loss (smoothed)` so that nobody compares them with the published log_loss.
+    """
+
+    def __init__(self, epochs: int, smoothed: bool = False) -> None:
         super().__init__()
         self.epochs = epochs
+        self.smoothed = smoothed
         self._started = time.monotonic()
+
+    def _name(self, key: str) -> str:
+        return f"{key} (smoothed)" if self.smoothed and key in ("loss", "val_loss") else key
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self._started = time.monotonic()
@@ -85,7 +94,9 @@ class EpochLines(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         seconds = time.monotonic() - self._started  # includes the validation pass
         logs = logs or {}
-        parts = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        parts = " ".join(
+            f"{self._name(k)} {v:.4f}" for k, v in logs.items() if k != "learning_rate"
+        )
         line = f"epoch {epoch + 1}/{self.epochs} {seconds:.2f}s {parts}"
         print(line, file=sys.stderr, flush=True)
 
@@ -166,6 +177,7 @@ def train_head(
     smoothing = 0.0 if cfg.label_smoothing == "auto" else float(cfg.label_smoothing)
     targets, valid_targets, loss = y, yv, "sparse_categorical_crossentropy"
     if smoothing:  # Keras smooths one-hot targets only
+        print(smoothing_note(smoothing), file=sys.stderr)
         targets, valid_targets = np.eye(n, dtype=np.float32)[y], np.eye(n, dtype=np.float32)[yv]
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
     head.compile(
@@ -193,9 +205,11 @@ def train_head(
         epochs=epochs,
         shuffle=False,  # the dataset shuffles itself (seeded)
         verbose=0,
-        callbacks=[stop, EpochLines(epochs)],
+        callbacks=[stop, EpochLines(epochs, smoothed=smoothing > 0)],
     )
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    record = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    print(stopping_line(record, epochs, patience), file=sys.stderr, flush=True)
+    return head, record
 
 
 def head_probabilities(head: keras.Model, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -292,6 +306,7 @@ def fit(
     # "auto" settings follow the weights the base really gets (auto -> imagenet or hed).
     resolved = resolve_weights(cfg.base_weights)
     cfg, auto_settings = resolve_auto(cfg, resolved[0])
+    print(auto_settings_block(resolved[0], auto_settings), file=sys.stderr, flush=True)
     size = int(cfg.image_size)
     full_base, weights = build_base(cfg.base_weights, size, seed=cfg.seed, resolved=resolved)
     base = truncate_base(full_base, cfg.base_layer)

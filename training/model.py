@@ -8,8 +8,10 @@ is trained alone on cached base features and then attached to the base.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+
+from training.config import WEIGHT_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,6 @@ CONV_LAYERS = [
     for block, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
     for conv in range(1, convs + 1)
 ]
-WEIGHT_CHOICES = ("auto", "imagenet", "hed", "none")
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -73,7 +76,10 @@ def _imagenet_file(include_top: bool) -> Path:
     """The Keras ImageNet weights file: from the local Keras cache, else downloaded."""
     url = IMAGENET_TOP_URL if include_top else IMAGENET_NOTOP_URL
     try:
-        path = keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models")
+        # Keras announces the download ("Downloading data from ...") and draws its bar on
+        # stdout, which belongs to the command's result: send both to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            path = keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models")
     except Exception as exc:  # get_file raises plain Exception subclasses for network errors
         raise WeightsUnavailableError(
             "ImageNet VGG16 weights are not in the Keras cache (~/.keras/models) and could not "
@@ -297,7 +303,16 @@ HEAD_FILE = "head.keras"  # the trained head alone, beside the SavedModel: warm 
 
 
 def save_head(head: keras.Model, folder: Path) -> None:
-    head.save(folder / HEAD_FILE)
+    """The head's architecture and weights, without its optimizer state.
+
+    A warm start compiles a fresh optimizer (training.fit.train_head), so Adam's two
+    moment slots per weight, twice the head's size, would be dead weight on disk. Keras 3
+    ignores `include_optimizer` for .keras files: an uncompiled copy is saved
+    instead.
+    """
+    bare = keras.Model.from_config(head.get_config())  # clone_model would compile it too
+    bare.set_weights(head.get_weights())
+    bare.save(folder / HEAD_FILE)
 
 
 def load_head(folder: Path) -> keras.Model | None:

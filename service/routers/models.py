@@ -8,13 +8,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.schemas import ModelsResponse
-from service.state import RepositoryDep, SettingsDep
+from service.state import RepositoryDep, StateDep
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/models", response_model=ModelsResponse)
-async def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict[str, Any]:
+async def list_models(repository: RepositoryDep, state: StateDep) -> dict[str, Any]:
     models = []
     for name in repository.names():
         latest = repository.get(name)
@@ -41,7 +41,7 @@ async def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict[
             }
         )
     return {
-        "default_model": settings.default_model,
+        "default_model": state.default_model(),
         "models": models,
         "loading": [dataclasses.asdict(s) for s in repository.load_states()],
         "scanned": repository.scanned,

@@ -10,8 +10,13 @@ from service.errors import BadRequest
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
+<<<<<<< HEAD
 from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
 from service.state import PredictorDep, SettingsDep
+=======
+from service.schemas import ERRORS, PredictResponse
+from service.state import PredictorDep, StateDep
+>>>>>>> main
 
 router = APIRouter(tags=["predict"])
 
@@ -37,11 +42,12 @@ async def _predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: str | None,
     top: int | None,
     models: str | None = None,
 ) -> dict[str, Any]:
+<<<<<<< HEAD
     if models is not None:
         if model is not None:
             raise BadRequest("send either 'model' or 'models', not both")
@@ -58,6 +64,10 @@ async def _predict(
     result: Prediction = await predictor.predict_images(
         model or settings.default_model, None, items
     )
+=======
+    items = await read_images(request, state.settings.max_images_per_request)
+    result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
+>>>>>>> main
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
         result.model, result.probabilities, [item.filename for item in items], top
@@ -74,12 +84,17 @@ async def predict(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
     models: ModelsQuery = None,
 ) -> dict[str, Any]:
+<<<<<<< HEAD
     """Every class with its score, best first, for each image (per model with `models`)."""
     return await _predict(request, response, predictor, settings, model, None, models)
+=======
+    """Every class with its score, best first, for each image."""
+    return await _predict(request, response, predictor, state, model, None)
+>>>>>>> main
 
 
 @router.post(
@@ -92,7 +107,7 @@ async def decode_predictions(
     request: Request,
     response: Response,
     predictor: PredictorDep,
-    settings: SettingsDep,
+    state: StateDep,
     model: ModelQuery = None,
     top: Annotated[int, Query(ge=1, description="classes per image")] = 5,
     models: ModelsQuery = None,
@@ -103,10 +118,15 @@ async def decode_predictions(
     (for one model: scores belong to one model's classes).
     """
     if media_type(request) != "application/json":
+<<<<<<< HEAD
         return await _predict(request, response, predictor, settings, model, top, models)
     if models is not None:
         raise BadRequest("decoding sent scores takes one 'model', not 'models'")
     model_version = predictor.repository.get(model or settings.default_model)
+=======
+        return await _predict(request, response, predictor, state, model, top)
+    model_version = predictor.repository.get(state.model_for(model))
+>>>>>>> main
     scores = await predictor.parse_body(
         await request.body(),
         lambda document: parse_scores(model_version, document, predictor.check_count),

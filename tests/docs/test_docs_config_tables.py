@@ -11,6 +11,7 @@ import pytest
 
 from service.settings import ENV_PREFIX, Settings
 from training.config import FitConfig
+from training.fit_flags import setting_help
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,8 +66,10 @@ def test_docs_configuration_has_a_row_for_every_fit_setting(page: str) -> None:
     for name, info in FitConfig.model_fields.items():
         cells = _row(page, f"`--{name.replace('_', '-')}`")
         assert cells[2], f"--{name} has no description"
-        if info.description:
-            assert _plain(cells[2]) == " ".join(info.description.split()), name
+        # The field's description, then (for the "auto" settings) what auto picks.
+        assert info.description, name
+        assert _plain(cells[2]) == " ".join(setting_help(name).split()), name
+        assert _plain(cells[2]).startswith(" ".join(info.description.split())), name
         default = _simple_default(info.get_default(call_default_factory=True))
         if default is not None:
             assert cells[1] == f"`{default}`", name

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import http.server
+import os
 import re
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.deploy_files import REPO, compose_file
+from tests.support.deploy_files import (
+    REPO,
+    compose_file,
+    dockerfile_instructions,
+    module_commands,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +34,13 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def _volume(entry: str | dict[str, Any]) -> tuple[str, str, bool]:
-    """Short (`src:dst[:ro]`) or long volume syntax -> (source, target, read_only)."""
+    """Short (`src:dst[:ro]`, src may be `${VAR:-default}`) or long volume syntax ->
+    (source, target, read_only)."""
     if isinstance(entry, dict):
         return str(entry["source"]), str(entry["target"]), bool(entry.get("read_only", False))
-    source, target, *mode = entry.split(":")
+    variable = re.match(r"\$\{(?:[^{}]|\{[^{}]*\})*\}", entry)
+    source = variable.group(0) if variable else entry.split(":")[0]
+    target, *mode = entry[len(source) + 1 :].split(":")
     return source, target, mode == ["ro"]
 
 
@@ -88,8 +102,14 @@ def test_compose_api_is_ready_on_its_own_without_admin_key(services: dict[str, A
     # The default model is the one the image bakes in and the entrypoint seeds.
     default = re.fullmatch(r"\$\{VGGSVC_DEFAULT_MODEL:-(\w+)\}", env["VGGSVC_DEFAULT_MODEL"])
     assert default and default.group(1) == "vgg16_imagenet"
-    dockerfile = (REPO / "Dockerfile").read_text()
-    assert "training export-imagenet --models-dir /opt/models-builtin" in dockerfile
+    exports = [
+        cmd
+        for ins in dockerfile_instructions()
+        if ins.keyword == "RUN"
+        for cmd in module_commands(ins.args)
+        if cmd[:2] == ["training", "export-imagenet"]
+    ]
+    assert [cmd[cmd.index("--models-dir") + 1] for cmd in exports] == ["/opt/models-builtin"]
     assert "/opt/models-builtin" in (REPO / "scripts" / "container-entrypoint.sh").read_text()
     assert (
         services["api-replica"]["environment"]["VGGSVC_DEFAULT_MODEL"]
@@ -112,7 +132,44 @@ def test_compose_api_serves_models_volume_with_healthcheck(
     test = " ".join(api["healthcheck"]["test"])
     # Healthy means ready: never "healthy" while /readyz (and every request) says 503.
     assert api["healthcheck"]["test"][0] == "CMD" and "/readyz" in test and "/healthz" not in test
-    assert "127.0.0.1:8000" in test
+
+
+class _Readyz(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_compose_healthcheck_probes_the_port_the_api_listens_on(
+    services: dict[str, Any],
+) -> None:
+    """Run the healthcheck's command: healthy against a /readyz on the container's
+    VGGSVC_PORT (not 8000), unhealthy on a port where nothing listens."""
+    api = services["api"]
+    argv = [sys.executable if word == "python" else word for word in api["healthcheck"]["test"][1:]]
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Readyz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        env = dict(os.environ, VGGSVC_PORT=str(port))
+        assert subprocess.run(argv, env=env, capture_output=True).returncode == 0
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            env["VGGSVC_PORT"] = str(closed.getsockname()[1])
+        assert subprocess.run(argv, env=env, capture_output=True).returncode != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "VGGSVC_PORT" in api["environment"]
+
+
+def _trainer_script(trainer: dict[str, Any]) -> str:
+    command = trainer["command"]
+    assert command[:2] == ["sh", "-c"] and len(command) == 3
+    return str(command[2])
 
 
 def test_compose_trainer_is_one_shot_job_with_quality_gate(services: dict[str, Any]) -> None:
@@ -120,16 +177,59 @@ def test_compose_trainer_is_one_shot_job_with_quality_gate(services: dict[str, A
     assert trainer["build"] == services["api"]["build"]
     assert trainer["image"] == services["api"]["image"]
     assert trainer["restart"] == "no"
-    command = trainer["command"]
-    assert command[:4] == ["python", "-m", "training", "fit"]
+    fits = [c for c in module_commands(_trainer_script(trainer)) if c[:2] == ["training", "fit"]]
+    assert len(fits) == 1
+    command = fits[0]
     assert command[command.index("--models-dir") + 1] == "/models"
-    assert command[command.index("--data") + 1] == "/data"
+    assert command[command.index("--data") + 1] == "$$data"
     assert float(command[command.index("--min-accuracy") + 1]) > 0
     assert "--promote-if-better" in command
     volumes = [_volume(v) for v in trainer["volumes"]]
     assert ("models", "/models", False) in volumes, "the trainer must publish where the api reads"
     data = [v for v in volumes if v[1] == "/data"]
     assert len(data) == 1 and data[0][2], "the training data must be mounted read-only"
+
+
+def _run_trainer_script(
+    trainer: dict[str, Any], tmp_path: Path, data: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """The trainer's `sh -c` script as the container runs it (Compose turns $$ into $), with
+    a `python` that only records its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    (bin_dir / "python").write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    (bin_dir / "python").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", VGGSVC_TRAINING_DATA=data)
+    script = _trainer_script(trainer).replace("$$", "$")
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_compose_trainer_without_data_trains_the_demo_set_as_model_demo(
+    services: dict[str, Any], tmp_path: Path
+) -> None:
+    """A fresh checkout has no training data: the trainer draws the demo set in the
+    container and publishes `demo`, never car_truck."""
+    trainer = services["trainer"]
+    env = trainer["environment"]["VGGSVC_TRAINING_DATA"]
+    assert env == "${VGGSVC_TRAINING_DATA:-${TRAINING_DATA:-}}", "unset must reach it empty"
+    (source, _, _) = next(v for v in map(_volume, trainer["volumes"]) if v[1] == "/data")
+    default = re.search(r":-([\w-]+)\}+$", source)
+    assert default and default.group(1) in set(compose_file()["volumes"]), source
+    result, calls = _run_trainer_script(trainer, tmp_path, data="")
+    assert result.returncode == 0, result.stderr
+    assert calls[0].startswith("-m training demo-data /tmp/demo-data")
+    assert calls[1].startswith("-m training fit --data /tmp/demo-data --name demo ")
+    assert "demo set" in result.stderr
+
+
+def test_compose_trainer_with_data_trains_car_truck_from_data(
+    services: dict[str, Any], tmp_path: Path
+) -> None:
+    result, calls = _run_trainer_script(services["trainer"], tmp_path, data="/srv/car_truck")
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 1 and calls[0].startswith("-m training fit --data /data --name car_truck ")
 
 
 def test_compose_named_volumes_are_declared(

@@ -1,11 +1,16 @@
-"""scripts/container-entrypoint.sh: seeds the model volume with the image's built-in models."""
+"""scripts/container-entrypoint.sh: seeds the model volume with the image's built-in models
+(a copy into a mounted volume, a link into the container's own folder)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.deploy_files import REPO
 
@@ -27,14 +32,43 @@ def _builtin(tmp_path: Path) -> Path:
     return tmp_path / "builtin"
 
 
-def test_entrypoint_seeds_empty_volume_then_runs_command(tmp_path: Path) -> None:
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another filesystem than tmp_path, as a mounted volume is in a container."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem (/dev/shm) to stand for a mounted volume")
+    folder = Path(tempfile.mkdtemp(dir=shm))
+    yield folder / "models"
+    shutil.rmtree(folder)
+
+
+def test_entrypoint_links_builtin_models_into_the_containers_own_folder(tmp_path: Path) -> None:
+    """Nothing mounted at /models: a link, so a one-off command copies no 528 MB."""
     builtin, models = _builtin(tmp_path), tmp_path / "models"
+    result = _run(builtin, models, "echo", "served")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "served\n"
+    link = models / "vgg16_imagenet"
+    assert link.is_symlink() and link.resolve() == (builtin / "vgg16_imagenet").resolve()
+    assert (
+        link / "1" / "metadata.json"
+    ).read_text() == '{"name": "vgg16_imagenet", "version": 1}\n'
+    assert sorted(p.name for p in models.iterdir()) == ["vgg16_imagenet"]
+    # A second start finds it there and leaves it alone.
+    again = _run(builtin, models, "true")
+    assert again.returncode == 0 and "linked" not in again.stderr
+
+
+def test_entrypoint_seeds_empty_volume_then_runs_command(tmp_path: Path, volume: Path) -> None:
+    builtin, models = _builtin(tmp_path), volume
     result = _run(builtin, models, "echo", "served", "--port", "8000")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "served --port 8000\n"
     seeded = models / "vgg16_imagenet" / "1"
     assert (seeded / "metadata.json").read_text() == '{"name": "vgg16_imagenet", "version": 1}\n'
     assert (seeded / "variables" / "variables.index").read_bytes() == b"\x00weights"
+    assert not (models / "vgg16_imagenet").is_symlink(), "a volume outlives the image: a copy"
     assert sorted(p.name for p in models.iterdir()) == ["vgg16_imagenet"]  # no temp left
 
 
@@ -62,11 +96,11 @@ def test_entrypoint_command_exit_status_is_passed_on(tmp_path: Path) -> None:
 
 
 def test_entrypoint_another_container_seeding_first_leaves_no_nested_copy(
-    tmp_path: Path,
+    tmp_path: Path, volume: Path
 ) -> None:
     """Two containers on one volume: the other one renames its copy into place while this
     one is still copying. This one's copy must not end up inside the other's folder."""
-    builtin, models = _builtin(tmp_path), tmp_path / "models"
+    builtin, models = _builtin(tmp_path), volume
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     real_cp = shutil.which("cp")

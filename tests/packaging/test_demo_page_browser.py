@@ -224,3 +224,29 @@ def test_demo_page_waits_and_polls_while_model_warms_up(
         assert page.get_by_test_id("error").is_hidden()
     finally:
         context.close()
+
+
+def test_docs_predict_sends_a_picked_file_without_resolver_error(
+    browser: Any, service_url: str
+) -> None:
+    """/docs: /predict opens without "Resolver error", offers a file picker, and sends it."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(service_url + "/docs")
+        operation = page.locator("#operations-predict-predict_predict_post")
+        operation.locator(".opblock-summary").click()
+        operation.get_by_text("Try it out").click()
+        picture = encode(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+        operation.locator("input[type=file]").first.set_input_files(
+            {"name": "vehicle.png", "mimeType": "image/png", "buffer": picture}
+        )
+        operation.get_by_text("Execute").click()
+        status = operation.locator(".live-responses-table tbody .response-col_status").first
+        status.wait_for()
+        assert status.inner_text().strip().startswith("200"), operation.inner_text()
+        assert "car_truck" in operation.locator(".live-responses-table").inner_text()
+        assert "Resolver error" not in page.content()
+    finally:
+        context.close()

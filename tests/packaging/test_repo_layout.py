@@ -54,3 +54,21 @@ def test_bench_imports_nothing_from_tests() -> None:
         if re.match(r"\s*(from|import)\s+tests\b", line)
     ]
     assert not offenders, f"bench/ imports from tests/: {offenders}"
+
+
+def test_ci_runs_the_readme_container_test_after_the_test_command() -> None:
+    """The image is built and run by CI: `.ci/run` runs the README's container test line,
+    after the test command (a failing test run stops CI before the heavy build)."""
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    lines = [line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    container_test = "bash scripts/container-test.sh"
+    assert container_test in lines, "the README has no command line for the container test"
+    ci_lines = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert container_test in ci_lines
+    assert ci_lines.index(container_test) > ci_lines.index("bash scripts/test.sh")
+    assert (REPO / "scripts" / "container-test.sh").is_file()

@@ -77,6 +77,8 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
         # Exact parity with the SavedModel called directly (1e-5) needs fp32; the bf16
         # path has its own tests with their own tolerance.
         "precision": "fp32",
+        # Two models are served (car_truck, vgg16_imagenet): requests naming none go here.
+        "default_model": "car_truck",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -127,18 +127,35 @@ def test_openapi_image_bodies_need_an_image(client: TestClient, spec: dict[str, 
         assert empty.status_code == 400
 
 
+def _is_binary(content: dict[str, Any]) -> bool:
+    schema = content["schema"]
+    file = schema.get("properties", {}).get("file", schema)
+    return bool(file.get("type") == "string" and file.get("format") == "binary")
+
+
 def _example_values(content: dict[str, Any]) -> list[Any]:
-    """The examples of one media type: `example`, `examples.*.value`, or the bytes an
-    `examples.*.externalValue` data: URI holds."""
+    """What /docs lets a person send for one media type: its examples (`example`,
+    `examples.*.value`), or for an image body (a file picker in /docs) a real PNG."""
     values = [content["example"]] if "example" in content else []
-    for example in content.get("examples", {}).values():
-        if "value" in example:
-            values.append(example["value"])
-        else:
-            header, _, data = example["externalValue"].partition(",")
-            assert header.startswith("data:") and header.endswith(";base64"), header
-            values.append(base64.b64decode(data))
+    values += [example["value"] for example in content.get("examples", {}).values()]
+    if _is_binary(content):
+        values.append(base64.b64decode(EXAMPLE_PNG_B64))
     return values
+
+
+def test_openapi_image_bodies_are_files_without_unresolvable_examples(
+    client: TestClient, spec: dict[str, Any]
+) -> None:
+    # Swagger UI fetches `externalValue` examples and shows "Resolver error" for a data:
+    # URI; an image field typed as an array shows as `array<string>`, not a file picker.
+    assert "externalValue" not in client.get("/openapi.json").text
+    for path in ("/predict", "/decode_predictions"):
+        multipart = json_body_schema(spec, path, "multipart/form-data")
+        file = multipart["schema"]["properties"]["file"]
+        assert (file["type"], file["format"]) == ("string", "binary")
+        raw = json_body_schema(spec, path, "application/octet-stream")
+        assert (raw["schema"]["type"], raw["schema"]["format"]) == ("string", "binary")
+        assert "examples" not in multipart and "examples" not in raw
 
 
 def _filled(path: str, operation: dict[str, Any]) -> str:

@@ -94,12 +94,17 @@ def argv_module_command(argv: list[str]) -> list[str] | None:
 
 
 def compose_module_commands(compose: dict[str, Any]) -> list[list[str]]:
+    """Our commands in the services' `command`s: exec form, or each one of an `sh -c` script."""
     commands = []
     for service in compose["services"].values():
         command = service.get("command")
         if isinstance(command, str):
             command = shlex.split(command)
-        found = argv_module_command(command or [])
+        command = command or []
+        if command[:2] == ["sh", "-c"]:
+            commands += module_commands(command[2])
+            continue
+        found = argv_module_command(command)
         if found:
             commands.append(found)
     return commands

@@ -155,12 +155,20 @@ def test_cli_fit_help_has_examples_and_exit_codes() -> None:
         assert f"\n  {code}" in result.stdout
 
 
-def test_cli_fit_lists_unreadable_files_once(demo_copy: Path, tmp_path: Path) -> None:
+def test_cli_fit_says_what_it_decided_and_lists_unreadable_files_once(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    from tests.training.conftest import export_rule_model
+
     # The CLI's log handler writes warnings to stderr too: the listing used to appear twice.
     (demo_copy / "train" / "car" / "notes.txt").write_text("not a picture")
+    for _ in range(3):  # versions 1-3; version 1 pinned, so it outlives --keep-versions 2
+        export_rule_model(tmp_path / "models", "m", ["car", "truck"], [[0, 0]] * 3, [0, 0])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VGGSVC_FEATURE_CACHE_DIR": str(tmp_path / "c")}
+    env["VGGSVC_PINNED_VERSIONS"] = "m:1"
     flags = ["--data", str(demo_copy), "--name", "m", "--models-dir", str(tmp_path / "models")]
     flags += ["--base-weights", "none", "--quiet", "--image-size", "32", "--epochs", "1"]
+    flags += ["--keep-versions", "2"]
     done = subprocess.run(
         [sys.executable, "-m", "training", "fit", *flags, "--precision", "fp32"],
         cwd=ROOT,
@@ -172,3 +180,79 @@ def test_cli_fit_lists_unreadable_files_once(demo_copy: Path, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("notes.txt") == 1, done.stderr
     assert "skipped 1 unreadable file(s)" in done.stderr
+    # What auto chose and why, why training stopped, which epoch's weights were kept.
+    assert "auto settings (none weights):" in done.stderr
+    assert "base_layer block5_pool, width 256, flip_augment off" in done.stderr
+    assert "why: random weights (tests only)" in done.stderr
+    assert "ran all 1 epoch(s) (--epochs); kept the weights of epoch 1" in done.stderr
+    # The summary's loss is the published log loss, named so.
+    assert ", log_loss " in done.stdout and done.stdout.startswith("published m version 4")
+    # --keep-versions: the newest two stay, and the pinned one; version 2 is gone.
+    assert "m: deleted 2\n" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "models" / "m").iterdir() if p.name.isdigit()) == [
+        "1",
+        "3",
+        "4",
+    ]
+
+
+def _data_layouts(tmp_path: Path) -> dict[str, Path]:
+    """Folders whose layout `fit` refuses: no classes, one class without valid/, a file."""
+    layouts = {"empty": tmp_path / "empty", "no_valid": tmp_path / "no_valid"}
+    layouts["empty"].mkdir()
+    (layouts["no_valid"] / "train" / "car").mkdir(parents=True)
+    (layouts["no_valid"] / "train" / "car" / "a.png").write_bytes(b"x")
+    return layouts
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("--name=bad name", "--name: invalid model name 'bad name'"),
+        ("--name=a:b", "--name: invalid model name 'a:b'"),
+        ("--models-dir=FILE", "is a file; give a folder"),
+        ("--models-dir=FILE/sub", "cannot be created"),
+        ("--base-layer=block4_pol", "--base-layer 'block4_pol': is not a VGG16 layer"),
+        ("--base-weights=imagent", "(did you mean imagenet?)"),
+        ("data=empty", "--data: "),
+        ("data=no_valid", "--data: "),
+        ("--valid-split=0.5", "already has train/ and valid/; drop --valid-split"),
+    ],
+)
+def test_cli_fit_bad_argument_exits_2_before_tensorflow(
+    demo_dir: Path, tmp_path: Path, case: str, says: str
+) -> None:
+    """Each mistake fails at once (no TensorFlow import: seconds saved), exit 2, one line."""
+    (tmp_path / "FILE").write_text("not a folder")
+    data, flags = demo_dir, ["--name", "m", "--models-dir", str(tmp_path / "models")]
+    key, _, value = case.partition("=")
+    if key == "data":
+        data = _data_layouts(tmp_path)[value]
+    else:
+        flags += [key, value.replace("FILE", str(tmp_path / "FILE"))]
+    result = _probe("training.cli", "fit", "--data", str(data), *flags)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert says in result.stderr.splitlines()[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert "tensorflow imported: False" in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_cli_fit_help_derives_each_auto_explanation_from_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A help text is the field's description plus what training.defaults says auto picks."""
+    import training.defaults
+    from training.fit_flags import setting_help
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
+    helps = {a.dest: a.help or "" for a in fit._actions}
+    for name, info in FitConfig.model_fields.items():
+        assert str(info.description) in helps[name], name
+    assert "auto: 0.2 for hed; 0.0 for imagenet" in helps["label_smoothing"]
+    assert "auto: block4_pool for hed" in helps["base_layer"]
+    # Change the value auto picks: the help follows, nothing else to edit.
+    hed = training.defaults.PROFILES["hed"]
+    changed = training.defaults.Profile({**hed.values, "label_smoothing": 0.1}, hed.reason)
+    monkeypatch.setitem(training.defaults.PROFILES, "hed", changed)
+    assert "auto: 0.1 for hed" in setting_help("label_smoothing")

@@ -96,3 +96,30 @@ def test_training_module_freezes_the_heap_before_the_process_exits(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     frozen = int(done.stdout.strip().splitlines()[-1].split()[1])
     assert frozen > 1000, done.stdout
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_training_cli_download_message_never_on_stdout(
+    demo_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    quiet: bool,
+) -> None:
+    """Keras announces downloads on stdout: the command's stdout is for its result."""
+    import keras
+    from keras.src.utils import io_utils
+
+    def announce_then_fail(fname: str, origin: str | None = None, **kwargs: object) -> str:
+        io_utils.print_msg(f"Downloading data from {origin}")  # what keras.utils.get_file does
+        raise Exception("no network (test)")
+
+    monkeypatch.setattr(keras.utils, "get_file", announce_then_fail)
+    flags = ["--quiet"] if quiet else []
+    try:
+        assert main([*_fit_args(demo_dir, tmp_path / "m", "imagenet"), *flags]) == EXIT_WEIGHTS
+    finally:
+        keras.config.enable_interactive_logging()  # --quiet turns it off for the process
+    out, err = capsys.readouterr()
+    assert "Downloading data from" not in out
+    assert ("Downloading data from" in err) is not quiet
