@@ -10,13 +10,8 @@ from service.errors import BadRequest
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
-<<<<<<< HEAD
 from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
-from service.state import PredictorDep, SettingsDep
-=======
-from service.schemas import ERRORS, PredictResponse
 from service.state import PredictorDep, StateDep
->>>>>>> main
 
 router = APIRouter(tags=["predict"])
 
@@ -47,12 +42,11 @@ async def _predict(
     top: int | None,
     models: str | None = None,
 ) -> dict[str, Any]:
-<<<<<<< HEAD
     if models is not None:
         if model is not None:
             raise BadRequest("send either 'model' or 'models', not both")
         names = predictor.model_names(models)
-        items = await read_images(request, settings.max_images_per_request)
+        items = await read_images(request, state.settings.max_images_per_request)
         results = await predictor.predict_many(names, items)
         response.headers["X-Model-Name"] = ",".join(r.model.name for r in results)
         response.headers["X-Model-Version"] = ",".join(str(r.model.version) for r in results)
@@ -60,14 +54,8 @@ async def _predict(
         return {
             "results": [prediction_body(r.model, r.probabilities, filenames, top) for r in results]
         }
-    items = await read_images(request, settings.max_images_per_request)
-    result: Prediction = await predictor.predict_images(
-        model or settings.default_model, None, items
-    )
-=======
     items = await read_images(request, state.settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
->>>>>>> main
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
         result.model, result.probabilities, [item.filename for item in items], top
@@ -88,13 +76,8 @@ async def predict(
     model: ModelQuery = None,
     models: ModelsQuery = None,
 ) -> dict[str, Any]:
-<<<<<<< HEAD
     """Every class with its score, best first, for each image (per model with `models`)."""
-    return await _predict(request, response, predictor, settings, model, None, models)
-=======
-    """Every class with its score, best first, for each image."""
-    return await _predict(request, response, predictor, state, model, None)
->>>>>>> main
+    return await _predict(request, response, predictor, state, model, None, models)
 
 
 @router.post(
@@ -118,15 +101,10 @@ async def decode_predictions(
     (for one model: scores belong to one model's classes).
     """
     if media_type(request) != "application/json":
-<<<<<<< HEAD
-        return await _predict(request, response, predictor, settings, model, top, models)
+        return await _predict(request, response, predictor, state, model, top, models)
     if models is not None:
         raise BadRequest("decoding sent scores takes one 'model', not 'models'")
-    model_version = predictor.repository.get(model or settings.default_model)
-=======
-        return await _predict(request, response, predictor, state, model, top)
     model_version = predictor.repository.get(state.model_for(model))
->>>>>>> main
     scores = await predictor.parse_body(
         await request.body(),
         lambda document: parse_scores(model_version, document, predictor.check_count),
