@@ -135,10 +135,10 @@ class Predictor:
             return await self._run(model, images)
 
     def model_names(self, text: str) -> list[str]:
-        """`"a, b,a"` -> `["a", "b"]` (order kept, repeats dropped); 400 empty, 413 too many."""
+        """`"a, b,a"` -> `["a", "b"]` (order kept, repeats dropped); 422 empty, 413 too many."""
         names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
         if not names:
-            raise BadRequest("'models' names no model; send models=a,b,c")
+            raise Unprocessable("'models' names no model; send models=a,b,c")
         limit = self.settings.max_models_per_request
         if len(names) > limit:
             raise PayloadTooLarge(f"{len(names)} models in one request; the limit is {limit}")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.errors import BadRequest
+from service.errors import Unprocessable
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
@@ -44,7 +44,8 @@ async def _predict(
 ) -> dict[str, Any]:
     if models is not None:
         if model is not None:
-            raise BadRequest("send either 'model' or 'models', not both")
+            # 422, not 400: the request is well formed, its two parameters disagree.
+            raise Unprocessable("send either 'model' or 'models', not both")
         names = predictor.model_names(models)
         items = await read_images(request, state.settings.max_images_per_request)
         results = await predictor.predict_many(names, items)
@@ -103,7 +104,7 @@ async def decode_predictions(
     if media_type(request) != "application/json":
         return await _predict(request, response, predictor, state, model, top, models)
     if models is not None:
-        raise BadRequest("decoding sent scores takes one 'model', not 'models'")
+        raise Unprocessable("decoding sent scores takes one 'model', not 'models'")
     model_version = predictor.repository.get(state.model_for(model))
     scores = await predictor.parse_body(
         await request.body(),

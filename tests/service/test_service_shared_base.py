@@ -179,8 +179,8 @@ def test_shared_base_hot_reload_swaps_heads_and_keeps_the_base(
 def test_predict_models_bad_lists_are_refused(heads_dir: Path, pictures: list[bytes]) -> None:
     settings = shared_settings(heads_dir, max_models_per_request=2)
     bad = [
-        ("models=cars&model=cars", 400, "not both"),
-        ("models=,,", 400, "names no model"),
+        ("models=cars&model=cars", 422, "not both"),
+        ("models=,,", 422, "names no model"),
         ("models=cars,nope", 404, "nope"),
         ("models=cars,trucks,other", 413, "limit is 2"),
     ]
