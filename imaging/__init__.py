@@ -3,6 +3,7 @@
 from imaging.decode import (
     CorruptImageError,
     ImageError,
+    ImageTooCostlyError,
     ImageTooLargeError,
     NotAnImageError,
     is_image_file,
@@ -13,6 +14,7 @@ from imaging.decode import (
 __all__ = [
     "CorruptImageError",
     "ImageError",
+    "ImageTooCostlyError",
     "ImageTooLargeError",
     "NotAnImageError",
     "is_image_file",

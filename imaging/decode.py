@@ -20,7 +20,26 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from imaging.decode_cost import check_decode_cost, declared_frames
+from imaging.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageTooCostlyError,
+    ImageTooLargeError,
+    NotAnImageError,
+)
 from imaging.memory import release_free_memory
+
+__all__ = [
+    "CorruptImageError",
+    "ImageError",
+    "ImageTooCostlyError",
+    "ImageTooLargeError",
+    "NotAnImageError",
+    "is_image_file",
+    "load_image",
+    "untrusted_decode",
+]
 
 # Formats we accept, by what Pillow recognises from the bytes (never the file name).
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
@@ -36,22 +55,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DECODE_VERSION = 2  # 2: NaN/inf in float images no longer blacken the whole picture
 # A truncated file is an error, never a silently grey-padded picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-class ImageError(ValueError):
-    """Base class: the input could not be turned into a picture."""
-
-
-class NotAnImageError(ImageError):
-    """The bytes are not in any supported image format (HTTP 415)."""
-
-
-class ImageTooLargeError(ImageError):
-    """The image has more pixels than allowed (HTTP 413)."""
-
-
-class CorruptImageError(ImageError):
-    """The bytes look like an image but do not decode (HTTP 422)."""
 
 
 # Pillow's own bomb check (DecompressionBombError at open) fires at twice its limit.
@@ -217,6 +220,9 @@ def load_image(
                     raise CorruptImageError(
                         f"the image is corrupt: it has no pixels ({width}x{height})"
                     )
+                # Scans, WebP working memory, frame count: all read from headers, so a
+                # costly file is refused before its first pixel is decoded.
+                check_decode_cost(data, img.format, width, height, declared_frames(img))
                 # JPEG only: decode at the smallest 1/2, 1/4 or 1/8 scale still >= size.
                 # A 12-megapixel photo then costs a fraction of a full decode.
                 img.draft("RGB", (size, size))

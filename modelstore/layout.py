@@ -41,9 +41,38 @@ LOCK_FILE = ".publish.lock"
 STALE_DRAFT_GRACE_S = 600.0
 
 
+# Longest version accepted: 18 digits always fit in a signed 64-bit integer.
+MAX_VERSION_DIGITS = 18
+
+
+def parse_version(text: str) -> int | None:
+    """The one reading of a version number, for folder names, URLs and settings alike.
+
+    A version is a positive integer in canonical decimal: "1", "12". Not "01" (two
+    spellings of one version would be two folders or two URLs for it), "0", "1.0",
+    "+1", " 1", "1e3", or digits such as "²" that str.isdigit() accepts. None if not.
+    """
+    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= MAX_VERSION_DIGITS:
+        return int(text)
+    return None
+
+
 def is_version_name(name: str) -> bool:
-    """ASCII digits only (str.isdigit() also accepts digits such as "²" that int() rejects)."""
-    return name.isascii() and name.isdigit() and int(name) > 0
+    return parse_version(name) is not None
+
+
+def misnamed_versions(model_dir: Path) -> list[str]:
+    """Folders named with digits that are not versions ("092", "0"): ignored, worth a word."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in Path(model_dir).iterdir()
+        if entry.is_dir()
+        and entry.name.isascii()
+        and entry.name.isdigit()
+        and not is_version_name(entry.name)
+    )
 
 
 def list_versions(model_dir: Path) -> list[int]:
@@ -166,6 +195,18 @@ def reserve_version(
             if final.exists():  # never overwrite a published version
                 raise FileExistsError(f"{final} already exists")
             os.rename(draft.path, final)
-            (model_dir / LAST_PUBLISHED_FILE).write_text(f"{version}\n")
+            try:
+                (model_dir / LAST_PUBLISHED_FILE).write_text(f"{version}\n")
+            except OSError as exc:
+                # The version is published and complete: failing the command now would say
+                # otherwise. Its folder keeps its number taken while it exists.
+                log.warning(
+                    "%s v%d is published, but %s could not be written (%s): its number "
+                    "could be given again only if its folder is deleted",
+                    name,
+                    version,
+                    model_dir / LAST_PUBLISHED_FILE,
+                    exc,
+                )
         finally:
             shutil.rmtree(draft.path, ignore_errors=True)  # gone already after the rename

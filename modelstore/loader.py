@@ -22,6 +22,7 @@ from modelstore.contract import INPUT_NAME, OUTPUT_NAME, SERVING_SIGNATURE
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
 from modelstore.runtime import Runtime
+from modelstore.unknown_signatures import BeyondLabel, load_beyond_label
 
 
 @dataclass
@@ -35,6 +36,8 @@ class PublishedModel:
     signature_def: dict[str, Any]  # TF Serving's signature_def JSON of serving_default
     _saved: Any
     _fn: Any
+    # The unknown scorer and explainer (modelstore.unknown); None: fitted without them.
+    beyond: BeyondLabel | None = None
 
     @property
     def name(self) -> str:
@@ -61,9 +64,41 @@ class PublishedModel:
 
         Raises MemoryError when TensorFlow runs out of memory for the call.
         """
+
+        def run(images: tf.Tensor) -> np.ndarray:
+            return np.asarray(self._fn(**{INPUT_NAME: images})[OUTPUT_NAME].numpy(), np.float32)
+
+        return self._distribution(self._call(run, pictures))
+
+    def predict_with_unknown(self, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities `[n, classes]` and unknown scores `[n]` from one pass of the base;
+        ValueError for a version fitted without a scorer."""
+        beyond = self._beyond()
+        probabilities, scores = self._call(beyond.predict, pictures)
+        return self._distribution(probabilities), scores
+
+    def _distribution(self, probabilities: np.ndarray) -> np.ndarray:
+        """fp32 outputs as the graph gives them; reduced-precision ones renormalised."""
+        return probabilities if self.precision == "fp32" else renormalised(probabilities)
+
+    def explain(
+        self, pictures: np.ndarray, class_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Grad-CAM heatmaps `[n, h, w]`, explained classes `[n]` (`class_index` -1: the
+        predicted one), probabilities and unknown scores; ValueError for a version without
+        `explain`."""
+        beyond = self._beyond()
+        return self._call(lambda images: beyond.explain(images, class_index), pictures)
+
+    def _beyond(self) -> BeyondLabel:
+        if self.beyond is None:
+            raise ValueError(f"{self.name} version {self.version} has no unknown scorer")
+        return self.beyond
+
+    def _call(self, run: Any, pictures: np.ndarray) -> Any:
         try:
             with tf.device(self.device):
-                out = self._fn(**{INPUT_NAME: tf.constant(pictures, dtype=tf.uint8)})[OUTPUT_NAME]
+                return run(tf.constant(pictures, dtype=tf.uint8))
         except tf.errors.ResourceExhaustedError as exc:
             # TensorFlow's allocators (GPU and CPU) say "out of memory" this way. Python's
             # name for it lets callers that never import TensorFlow tell it from a failing
@@ -72,7 +107,6 @@ class PublishedModel:
                 f"TensorFlow ran out of memory running a batch of {len(pictures)} on "
                 f"{self.device}: {exc.message}"
             ) from exc
-        return np.asarray(out.numpy(), dtype=np.float32)
 
     @property
     def released(self) -> bool:
@@ -82,6 +116,23 @@ class PublishedModel:
         """Drop the graph and variables (memory goes once no call holds them)."""
         self._fn = None
         self._saved = None
+        if self.beyond is not None:
+            self.beyond.release()
+
+
+def renormalised(probabilities: np.ndarray) -> np.ndarray:
+    """Rows rescaled in float64 to sum to 1, returned as float32.
+
+    Under bf16 (or fp16) the graph rewriter runs the head's matmul and, with it, the
+    softmax's input at 8 bits of mantissa: rows summed to 0.998-1.002. Outputs called
+    probabilities must be a distribution, so the division happens here in float64
+    (rows then sum to 1 within 1e-7 in float32). The exported SavedModel stays fp32
+    and untouched; fp32 outputs are returned exactly as the graph gives them.
+    """
+    rows = probabilities.astype(np.float64)
+    np.clip(rows, 0.0, None, out=rows)
+    totals = rows.sum(axis=1, keepdims=True)
+    return np.divide(rows, totals, out=rows, where=totals > 0).astype(np.float32)
 
 
 def _tensor_info(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
@@ -151,4 +202,5 @@ def load_published(path: Path, runtime: Runtime | None = None) -> PublishedModel
         )
     fn = signatures[SERVING_SIGNATURE]
     signature_def = check_signature(fn, meta.image_size, len(meta.labels))
-    return PublishedModel(path, meta, device, precision, signature_def, saved, fn)
+    beyond = load_beyond_label(saved, meta)
+    return PublishedModel(path, meta, device, precision, signature_def, saved, fn, beyond)

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelstore.base_identity import BaseIdentity, HeadRecord
+from modelstore.unknown import UnknownRecord
 
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
@@ -79,6 +80,8 @@ class ModelMetadata(BaseModel):
     # versions with equal identities may share one loaded base. Absent: served whole.
     base_identity: BaseIdentity | None = None
     head: HeadRecord | None = None
+    # The out-of-distribution scorer (modelstore.unknown); None: a version without one.
+    unknown: UnknownRecord | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -43,6 +43,8 @@ def split_refusal(meta: ModelMetadata, precision: str) -> str | None:
     """Why this version cannot run as base + head (None: it can)."""
     if meta.base_identity is None or meta.head is None:
         return "its export records no base identity and head (exported whole only)"
+    if getattr(meta, "unknown", None) is not None:
+        return "its unknown score is computed inside the complete SavedModel"
     if meta.base_identity.image_size != meta.image_size:
         return "its base identity's input size differs from the model's"
     if precision not in SPLIT_PRECISIONS:
@@ -102,6 +104,8 @@ class PublishedHead:
     record: HeadRecord
     _saved: Any
     _fn: Any
+    # No out-of-distribution scorer: a version with one is served whole (split_refusal).
+    beyond: None = None
 
     @property
     def name(self) -> str:

@@ -36,6 +36,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from modelstore.tf_quiet import import_tensorflow
+from service.connections import raise_open_file_limit, uvicorn_options
 from service.drain import Drain
 from service.logs import configure_logging
 from service.settings import ENV_PREFIX, NOT_FLAGS, OTHER_PROGRAMS_VARIABLES, Settings
@@ -201,6 +202,7 @@ def missing_implementations(http: str, loop: str) -> list[tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     configure_logging(settings.log_level, settings.log_format, settings.log_probes)
+    raise_open_file_limit()  # before the connection cap is sized from it
     # The port before anything slow: a busy one fails now, not after the models load.
     sock = listen(settings.host, settings.port)
     startup = StartupStop()
@@ -221,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        http=settings.http,
+        **uvicorn_options(
+            settings.http,
+            settings.header_timeout_s,
+            settings.keep_alive_timeout_s,
+            settings.max_connections,
+        ),
         loop=settings.loop,
         log_config=None,  # keep configure_logging's handlers (uvicorn would replace them)
         workers=1,  # one model copy per process; see Settings

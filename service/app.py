@@ -17,13 +17,15 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from modelstore.runtime import Runtime, configure_runtime
+from service.connections import quiet_accept_errors
 from service.drain import DrainMiddleware
+from service.explain import Explainer
 from service.http_errors import UnexpectedErrorMiddleware, install_error_handlers
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.model_version import BatchingConfig
 from service.predictor import Predictor
 from service.repository import ModelRepository
-from service.routers import admin, demo_page, health, models, oip, predict, tfserving
+from service.routers import admin, demo_page, explain, health, models, oip, predict, tfserving
 from service.settings import Settings
 from service.state import AppState
 from service.telemetry import Metrics
@@ -57,11 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_accept_errors(asyncio.get_running_loop())
         if not settings.models_dir.is_dir():
             log.warning("models directory %s does not exist; nothing to serve", settings.models_dir)
         repo = build_repository(settings, runtime, state.metrics)
         state.repository = repo
         state.predictor = Predictor(repo, settings, state.metrics)
+        state.explainer = Explainer(state.predictor)
 
         async def first_load() -> None:
             # In a thread: the event loop keeps answering /healthz and /readyz meanwhile.
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if loading is not None:
                 await loading  # a reload thread cannot be interrupted: let it finish
             await asyncio.to_thread(repo.close, settings.graceful_timeout_s)
+            state.explainer.close()
             state.predictor.close()
             log.info("service stopped")
 
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         predict.router,
+        explain.router,  # before tfserving: its GET /v1/models/{name} would take ":explain"
         tfserving.router,
         oip.router,
         models.router,
@@ -109,7 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and the drain gate's 503. The error middleware wraps the body cap too: buffering a
     # body of up to max_request_bytes is where a MemoryError is likeliest (503, not a
     # plain-text 500 from Starlette).
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(DrainMiddleware, drain=state.drain)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(

@@ -52,6 +52,13 @@ class MethodNotAllowed(ServiceError):
         self.headers = {"Allow": allow}
 
 
+class Conflict(ServiceError):
+    """The request is valid but the model version cannot do it (e.g. explain, when it was
+    exported without an explanation signature)."""
+
+    status = 409
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from typing import Any
 
 from service.drain import PROBE_PATHS
@@ -54,6 +55,26 @@ class ProbeFilter(logging.Filter):
         return True
 
 
+# A query parameter whose name says it holds a secret (key, token, secret, password, auth).
+SECRET_PARAMETER = re.compile(r"(?i)([?&][^=&?#]*(?:key|token|secret|passw|auth)[^=&#]*=)[^&#]*")
+REDACTED = "REDACTED"
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Replaces secret-looking query values in access-log paths by REDACTED.
+
+    The admin key belongs in the Authorization header, but a client that puts it in
+    the URL (`?key=...`) must not get it written to every log collector downstream.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and "?" in str(args[2]):
+            path = SECRET_PARAMETER.sub(rf"\1{REDACTED}", str(args[2]))
+            record.args = (args[0], args[1], path, args[3], args[4])
+        return True
+
+
 def configure_logging(level: str, fmt: str = "text", log_probes: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
@@ -65,4 +86,4 @@ def configure_logging(level: str, fmt: str = "text", log_probes: bool = False) -
         logger.handlers[:] = []  # propagate to the root handler: one format for everything
         logger.propagate = True
     access = logging.getLogger("uvicorn.access")
-    access.filters[:] = [] if log_probes else [ProbeFilter()]
+    access.filters[:] = [RedactSecretsFilter()] + ([] if log_probes else [ProbeFilter()])

@@ -23,6 +23,7 @@ from modelstore.runtime import Runtime
 from service.batcher import DynamicBatcher
 from service.load_progress import LoadProgress, warm_up_step
 from service.telemetry import Metrics
+from service.unknown_outputs import packed_predict, packed_width
 
 if TYPE_CHECKING:  # a shared-base version (service.shared_base) reads the same
     from modelstore.split_loader import PublishedHead
@@ -126,12 +127,13 @@ def warm_up(
     model: PublishedModel, buckets: list[int], progress: LoadProgress | None = None
 ) -> None:
     """One call at every batch shape the batcher uses, so no request pays for tracing."""
-    size, classes = model.image_size, len(model.labels)
+    size, classes = model.image_size, packed_width(model)
+    predict = packed_predict(model)  # the function the batcher will run
     for index, bucket in enumerate(buckets, start=1):
         if progress is not None:
             progress.step("warming", warm_up_step(bucket, index, len(buckets)))
         try:
-            probs = model.predict(np.zeros((bucket, size, size, 3), np.uint8))
+            probs = predict(np.zeros((bucket, size, size, 3), np.uint8))
         except Exception as exc:  # a graph that fails on valid input is not servable
             raise InvalidModelError(f"warm-up at batch {bucket} failed: {exc}") from exc
         if probs.shape != (bucket, classes) or not np.all(np.isfinite(probs)):
@@ -169,7 +171,7 @@ def load_model_version(
     began = time.perf_counter()
     warm_up(model, batching.buckets, progress)
     batcher = DynamicBatcher(
-        model.predict,
+        packed_predict(model),
         name=name,
         version=version,
         buckets=batching.buckets,

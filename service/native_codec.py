@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from service.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from service.model_version import ModelVersion
 from service.predictor import ImageInput
+from service.unknown_outputs import answer_label, unknown_fields
 
 FILE_FIELDS = ("file", "files")
 
@@ -99,16 +100,24 @@ def prediction_body(
     probabilities: np.ndarray,
     filenames: Sequence[str | None],
     top: int | None = None,
+    unknown_scores: np.ndarray | None = None,
+    abstain: bool = False,
 ) -> dict[str, Any]:
-    """The JSON of /predict and /decode_predictions: per image, its classes best first."""
-    return {
-        "model": model.name,
-        "version": model.version,
-        "predictions": [
-            {"filename": filename, "classes": ranked_classes(model, row.tolist(), top)}
-            for filename, row in zip(filenames, probabilities, strict=True)
-        ],
-    }
+    """The JSON of /predict and /decode_predictions: per image, its answer (`label`), its
+    classes best first, and its unknown score (null for a version without a scorer).
+
+    `abstain`: a flagged image is answered with the label "unknown".
+    """
+    scores: Sequence[float | None] = (
+        [None] * len(filenames) if unknown_scores is None else unknown_scores.tolist()
+    )
+    predictions = []
+    for filename, row, score in zip(filenames, probabilities, scores, strict=True):
+        classes = ranked_classes(model, row.tolist(), top)
+        fields = unknown_fields(model.model, score)
+        label = answer_label(classes[0]["label"], fields, abstain)
+        predictions.append({"filename": filename, "label": label, "classes": classes, **fields})
+    return {"model": model.name, "version": model.version, "predictions": predictions}
 
 
 def parse_scores(

@@ -8,7 +8,9 @@ No FastAPI here. Supports the JSON form and Triton's binary tensor extension
   like every other request (in JSON, each element is a base64 string).
 Output `probabilities` (`FP32`, `[n, classes]`, label order). With the request
 parameter `top_k`, also `top_labels` (`BYTES`, `[n, k]`) and `top_scores`
-(`FP32`, `[n, k]`), best first.
+(`FP32`, `[n, k]`), best first. A version with an unknown scorer also answers
+`unknown_score` (`FP32`, `[n]`, higher = less like the training photos) and
+`unknown` (`BOOL`, `[n]`, above the calibrated threshold).
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ import numpy as np
 import orjson
 
 from modelstore.contract import BYTES_INPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME
 from service.errors import BadRequest, Unprocessable
 from service.json_body import parse_json
 from service.model_version import ModelVersion
 from service.predictor import ImageInput
+from service.unknown_outputs import flags
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 TOP_LABELS, TOP_SCORES = "top_labels", "top_scores"
-OUTPUT_NAMES = (OUTPUT_NAME, TOP_LABELS, TOP_SCORES)
-_NUMPY = {"UINT8": np.uint8, "FP32": np.float32}
+UNKNOWN_OUTPUTS = (UNKNOWN_SCORE_NAME, UNKNOWN_FLAG_NAME)
+OUTPUT_NAMES = (OUTPUT_NAME, TOP_LABELS, TOP_SCORES, *UNKNOWN_OUTPUTS)
+_NUMPY = {"UINT8": np.uint8, "FP32": np.float32, "BOOL": np.bool_}
 INT64_MAX = 2**63 - 1  # shapes are int64 in the protocol
 
 
@@ -202,7 +207,7 @@ def _parse_parameters(document: dict[str, Any]) -> InferRequest:
         name = output.get("name") if isinstance(output, dict) else None
         if name not in OUTPUT_NAMES:
             raise BadRequest(f"unknown output {name!r}; outputs: {', '.join(OUTPUT_NAMES)}")
-        if name != OUTPUT_NAME and request.top_k is None:
+        if name in (TOP_LABELS, TOP_SCORES) and request.top_k is None:
             raise BadRequest(f"output {name!r} needs the request parameter top_k")
         out_params = _absent_as(output.get("parameters"), {})
         if not isinstance(out_params, dict):
@@ -222,18 +227,31 @@ def _serialise_bytes(items: list[bytes]) -> bytes:
 
 
 def infer_response(
-    model: ModelVersion, request: InferRequest, probabilities: np.ndarray
+    model: ModelVersion,
+    request: InferRequest,
+    probabilities: np.ndarray,
+    unknown_scores: np.ndarray | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and headers (binary outputs use Triton's extension)."""
     arrays: dict[str, tuple[np.ndarray, str]] = {
         OUTPUT_NAME: (probabilities.astype(np.float32), "FP32")
     }
+    flagged = flags(model.model, unknown_scores)
+    if unknown_scores is not None and flagged is not None:
+        arrays[UNKNOWN_SCORE_NAME] = (unknown_scores.astype(np.float32), "FP32")
+        arrays[UNKNOWN_FLAG_NAME] = (flagged, "BOOL")
     if request.top_k is not None:
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, : request.top_k]
         labels = np.asarray(model.labels, dtype=object)[order]
         arrays[TOP_LABELS] = (labels, "BYTES")
         arrays[TOP_SCORES] = (np.take_along_axis(probabilities, order, axis=1), "FP32")
     wanted = request.outputs or {name: request.binary_default for name in arrays}
+    missing = [name for name in wanted if name not in arrays]
+    if missing:
+        raise BadRequest(
+            f"{model.name} version {model.version} has no unknown scorer: it cannot answer "
+            f"{', '.join(missing)}"
+        )
     outputs, chunks = [], []
     for name, binary in wanted.items():
         array, datatype = arrays[name]
@@ -278,6 +296,14 @@ def model_metadata(model: ModelVersion, versions: list[int]) -> dict[str, Any]:
             {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes]},
             {"name": TOP_LABELS, "datatype": "BYTES", "shape": [-1, -1]},
             {"name": TOP_SCORES, "datatype": "FP32", "shape": [-1, -1]},
+            *(
+                [
+                    {"name": UNKNOWN_SCORE_NAME, "datatype": "FP32", "shape": [-1]},
+                    {"name": UNKNOWN_FLAG_NAME, "datatype": "BOOL", "shape": [-1]},
+                ]
+                if model.model.beyond is not None
+                else []
+            ),
         ],
         "parameters": {
             "labels": model.labels,

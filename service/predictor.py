@@ -34,6 +34,7 @@ from service.repository import ModelRepository
 from service.settings import Settings
 from service.shared_base import predict_together
 from service.telemetry import Metrics
+from service.unknown_outputs import unpack
 
 T = TypeVar("T")
 
@@ -48,6 +49,7 @@ class ImageInput:
 class Prediction:
     model: ModelVersion  # labels and class ids stay readable after the version is released
     probabilities: np.ndarray  # [n, classes]
+    unknown_scores: np.ndarray | None = None  # [n]; None for a version without a scorer
 
 
 class Predictor:
@@ -176,12 +178,13 @@ class Predictor:
             return await self._run(model, images)
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
-        probs = await model.batcher.predict(images, self.settings.request_timeout_s)
-        return self._record(model, probs)
+        rows = await model.batcher.predict(images, self.settings.request_timeout_s)
+        return self._record(model, rows)
 
-    def _record(self, model: ModelVersion, probs: np.ndarray) -> Prediction:
+    def _record(self, model: ModelVersion, rows: np.ndarray) -> Prediction:
+        probs, unknown_scores = unpack(model.model, rows)
         best = probs.argmax(axis=1)
         for row, index in zip(probs, best, strict=True):
             self.metrics.predictions.labels(model=model.name, label=model.labels[index]).inc()
             self.metrics.confidence.labels(model=model.name).observe(float(row[index]))
-        return Prediction(model, probs)
+        return Prediction(model, probs, unknown_scores)

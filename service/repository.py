@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelstore.layout import list_models, list_versions
+from modelstore.layout import list_models, list_versions, misnamed_versions
 from modelstore.metadata import METADATA_FILE, InvalidModelError
 from modelstore.runtime import Runtime
 from service.errors import ModelNotFound, NotReady
@@ -71,6 +71,7 @@ class ModelRepository:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.scanned = False  # True after the first complete scan
+        self._reported_names: set[Path] = set()  # misnamed folders already logged once
 
     # ---- reading (event loop) ----------------------------------------------------------
     def names(self) -> list[str]:
@@ -136,15 +137,40 @@ class ModelRepository:
     def reload(self) -> dict[str, list[int]]:
         """Scan the directory once, load what is new; returns the loaded versions by model."""
         with self._reload_lock:
-            for name in list_models(self.models_dir):
+            names = list_models(self.models_dir)
+            for name in names:
                 self._refresh_model(name)
+            self._forget_removed_failures(names)
             self.scanned = True
         with self._lock:
             return {name: sorted(vs) for name, vs in sorted(self._loaded.items())}
 
+    def _forget_removed_failures(self, names: list[str]) -> None:
+        """A failed version whose folder is gone is no longer a failure worth reporting."""
+        with self._lock:
+            for key in list(self.failures):
+                name, version = key
+                if name not in names or not (self.models_dir / name / str(version)).is_dir():
+                    del self.failures[key]
+                    self._failed_as.pop(key, None)
+
+    def _report_misnamed(self, name: str) -> None:
+        """Digit-named folders that are not versions ("092"): one warning each, not per poll."""
+        for folder in misnamed_versions(self.models_dir / name):
+            path = self.models_dir / name / folder
+            if path not in self._reported_names:
+                self._reported_names.add(path)
+                log.warning(
+                    "%s is ignored: a version folder is named by a positive integer without "
+                    "leading zeros (rename it, e.g. to %s)",
+                    path,
+                    int(folder) or 1,
+                )
+
     def _refresh_model(self, name: str) -> None:
         current = self._latest.get(name, 0)
         versions = list_versions(self.models_dir / name)
+        self._report_misnamed(name)
         # Newest first: the first one that loads becomes the latest.
         for version in sorted((v for v in versions if v > current), reverse=True):
             if self._known_failure(name, version):
@@ -173,7 +199,13 @@ class ModelRepository:
 
     def _try_load(self, name: str, version: int) -> ModelVersion | None:
         path = self.models_dir / name / str(version)
-        if not (path / METADATA_FILE).is_file():
+        metadata = path / METADATA_FILE
+        if metadata.exists() and not metadata.is_file():
+            # Not a writer still at work (that is a missing file): a broken version, failed
+            # once and reported in /models, instead of "not yet" at every poll.
+            self._failed(name, version, path, f"{METADATA_FILE} is not a file")
+            return None
+        if not metadata.is_file():
             log.info(
                 "model %s version %d has no %s yet; skipped for now", name, version, METADATA_FILE
             )
@@ -200,6 +232,11 @@ class ModelRepository:
             reason = str(exc)
         except Exception as exc:  # anything else a broken export raises: skip it, keep serving
             reason = f"{type(exc).__name__}: {exc}"
+        self._failed(name, version, path, reason)
+        return None
+
+    def _failed(self, name: str, version: int, path: Path, reason: str) -> None:
+        """Record, log and count a version that cannot load (tried again once its files change)."""
         with self._lock:
             self._loading.pop((name, version), None)
             self.failures[(name, version)] = reason

@@ -15,7 +15,18 @@ class ClassScore(BaseModel):
 
 class ImagePrediction(BaseModel):
     filename: str | None
+    label: str = Field(
+        description="the answer: the best class, or 'unknown' when abstain=true and flagged"
+    )
     classes: list[ClassScore] = Field(description="best first")
+    unknown_score: float | None = Field(
+        None,
+        description="how unlike the training photos the image is (higher: less like them); "
+        "null for a version without an unknown scorer or for client-sent scores",
+    )
+    unknown: bool | None = Field(
+        None, description="unknown_score is above the version's calibrated threshold"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -64,6 +75,12 @@ class ModelInfo(BaseModel):
         "whole", description="how the latest version runs (see `serving` for each version)"
     )
     serving: list[VersionServing] = []
+    unknown_scorer: dict[str, Any] | None = Field(
+        None,
+        description="method, threshold and calibration of the version's unknown score; "
+        "null: this version has none (its answers carry null unknown fields and it cannot "
+        "explain)",
+    )
     state: Literal["ready"] = "ready"
 
 

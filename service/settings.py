@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from modelstore.layout import parse_version
+
 ENV_PREFIX = "VGGSVC_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Settings that never become command-line flags: a secret in argv is visible to every
@@ -106,6 +108,29 @@ class Settings(BaseSettings):
         "auto",
         description="the event loop: uvloop (not a dependency: pip install uvloop) or the "
         "standard asyncio loop; auto = uvloop when installed",
+    )
+    # Connection hygiene (docs/reliability.md): what nginx's client_header_timeout,
+    # keepalive_timeout, client_body_timeout and limit_conn do in front of a service.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0.0,
+        description="a connection that has not sent complete request headers this many "
+        "seconds after opening (or after its last response) is closed",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0.0, description="an idle keep-alive connection is closed after this many seconds"
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="a request body must arrive in full within this many seconds of its "
+        "headers, or the request gets 408 and its memory is freed",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open client connections at most; more get 503 + Retry-After (lowered "
+        "to fit the open files limit, which start-up raises to its hard limit)",
     )
     log_level: str = Field("info", description=" | ".join(LOG_LEVELS))
     log_format: Literal["text", "json"] = Field(
@@ -207,11 +232,13 @@ class Settings(BaseSettings):
         pins: dict[str, list[int]] = {}
         for item in items:
             name, sep, version = str(item).rpartition(":")
-            if not sep or not name or not (version.isascii() and version.isdigit()):
-                raise ValueError(f"pinned_versions entries look like car_truck:2, got {item!r}")
-            if int(version) < 1:
-                raise ValueError(f"pinned version numbers start at 1, got {item!r}")
-            pins.setdefault(name, []).append(int(version))
+            number = parse_version(version)
+            if not sep or not name or number is None:
+                raise ValueError(
+                    f"pinned_versions entries look like car_truck:2 (a positive integer "
+                    f"version, no leading zero), got {item!r}"
+                )
+            pins.setdefault(name, []).append(number)
         return {name: sorted(set(versions)) for name, versions in pins.items()}
 
     @property

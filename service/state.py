@@ -17,6 +17,7 @@ from modelstore.runtime import Runtime
 from service import default_model as defaults
 from service.drain import Drain
 from service.errors import NotReady
+from service.explain import Explainer
 from service.predictor import Predictor
 from service.repository import ModelRepository
 from service.settings import Settings
@@ -30,6 +31,7 @@ class AppState:
     runtime: Runtime
     repository: ModelRepository | None = None
     predictor: Predictor | None = None
+    explainer: Explainer | None = None  # Grad-CAM heatmaps, on their own bounded thread
     # Started on SIGTERM: /readyz answers 503 and new requests are refused until the
     # requests in flight are answered; only then does uvicorn stop listening.
     drain: Drain = field(default_factory=Drain)

@@ -8,6 +8,10 @@ where an instance is `{"b64": "<base64 image bytes>"}`, the named form
 `{"images": {"b64": ...}}` (or `image_bytes`, the input of `serve_bytes`), or a
 uint8 pixel array `[[[r, g, b], ...], ...]` at the model's input size. Encoded
 images go through `imaging.load_image` like every other request.
+
+`"signature_name": "predict_with_unknown"` answers TF Serving's multi-output shape,
+the probabilities with the named outputs `unknown_score` and `unknown`
+(`predict_body`); the default signatures keep answering probabilities only.
 """
 
 from __future__ import annotations
@@ -19,16 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from modelstore.contract import INPUT_NAMES, SERVING_SIGNATURE, SIGNATURES
+from modelstore.contract import INPUT_NAMES, OUTPUT_NAME, SERVING_SIGNATURE, SIGNATURES
+from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME, UNKNOWN_SIGNATURE
 from service.errors import BadRequest, Unprocessable
 from service.load_progress import LoadState
 from service.model_version import ModelVersion
-from service.predictor import ImageInput
+from service.predictor import ImageInput, Prediction
+from service.unknown_outputs import flags
+
+ACCEPTED_SIGNATURES = (*SIGNATURES, UNKNOWN_SIGNATURE)
 
 
 @dataclass
 class PredictRequest:
     columnar: bool
+    signature: str = SERVING_SIGNATURE
     encoded: list[ImageInput] | None = None  # b64 images
     arrays: np.ndarray | None = None  # raw uint8 tensors
 
@@ -59,8 +68,10 @@ def parse_predict(body: Any) -> PredictRequest:
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object like {"instances": [{"b64": "..."}]}')
     signature = body.get("signature_name", SERVING_SIGNATURE)
-    if signature not in SIGNATURES:
-        raise BadRequest(f"unknown signature_name {signature!r}; use {' or '.join(SIGNATURES)}")
+    if signature not in ACCEPTED_SIGNATURES:
+        raise BadRequest(
+            f"unknown signature_name {signature!r}; use {', '.join(ACCEPTED_SIGNATURES)}"
+        )
     if ("instances" in body) == ("inputs" in body):
         raise BadRequest("the body needs exactly one of 'instances' (row) or 'inputs' (columnar)")
     columnar = "inputs" in body
@@ -70,7 +81,7 @@ def parse_predict(body: Any) -> PredictRequest:
     items = [_unwrap(item, f"instance {i}") for i, item in enumerate(items)]
     if items and all(isinstance(item, dict) for item in items):
         return PredictRequest(
-            columnar, encoded=[_b64(it, f"instance {i}") for i, it in enumerate(items)]
+            columnar, signature, encoded=[_b64(it, f"instance {i}") for i, it in enumerate(items)]
         )
     if any(isinstance(item, dict) for item in items):
         raise BadRequest('mixing {"b64": ...} instances with pixel arrays is not supported')
@@ -85,7 +96,32 @@ def parse_predict(body: Any) -> PredictRequest:
         )
     if arrays.size and (arrays.min() < 0 or arrays.max() > 255):
         raise Unprocessable("pixel values must be between 0 and 255 (uint8)")
-    return PredictRequest(columnar, arrays=arrays.astype(np.uint8))
+    return PredictRequest(columnar, signature, arrays=arrays.astype(np.uint8))
+
+
+def predict_body(request: PredictRequest, result: Prediction) -> dict[str, Any]:
+    """TF Serving's answer: probabilities only for the default signatures; with
+    `predict_with_unknown`, one named output each (row: per instance; columnar: per name)."""
+    rows = result.probabilities.tolist()
+    if request.signature != UNKNOWN_SIGNATURE:
+        return {"outputs": rows} if request.columnar else {"predictions": rows}
+    flagged = flags(result.model.model, result.unknown_scores)
+    if result.unknown_scores is None or flagged is None:
+        raise BadRequest(
+            f"{result.model.name} version {result.model.version} has no unknown scorer, so no "
+            f"signature {UNKNOWN_SIGNATURE!r}; fit a new version to get one"
+        )
+    scores, marks = result.unknown_scores.tolist(), flagged.tolist()
+    if request.columnar:
+        return {
+            "outputs": {OUTPUT_NAME: rows, UNKNOWN_SCORE_NAME: scores, UNKNOWN_FLAG_NAME: marks}
+        }
+    return {
+        "predictions": [
+            {OUTPUT_NAME: row, UNKNOWN_SCORE_NAME: score, UNKNOWN_FLAG_NAME: mark}
+            for row, score, mark in zip(rows, scores, marks, strict=True)
+        ]
+    }
 
 
 def version_status(

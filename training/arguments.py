@@ -28,6 +28,7 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
 EXIT_WEIGHTS = 4
 EXIT_ENGINE = 5
+EXIT_DISK_FULL = 6
 
 EXIT_CODES = """exit codes:
   0  ok: the new version is published
@@ -36,7 +37,9 @@ EXIT_CODES = """exit codes:
   3  the quality gate refused the model (--min-accuracy, --promote-if-better): nothing published
   4  base weights unavailable (--base-weights)
   5  the Ray engine is unavailable (the `ray` extra is not installed, or the cluster
-     cannot be reached)"""
+     cannot be reached)
+  6  no space left on device (or quota exceeded): the message names the path and the
+     free space there; nothing is published"""
 
 FIT_EXAMPLES = """examples:
   # the synthetic demo data set, then a model trained on it
@@ -219,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--plot", type=Path, default=None, help="also write the confusion matrix PNG (default: no)"
+    )
+    p.add_argument(
+        "--ood",
+        type=_existing_dir,
+        default=None,
+        help="folder of pictures of none of the model's classes: also report the unknown "
+        "score's AUROC and flagged shares against --data (default: no)",
     )
     p.add_argument("--batch-size", type=_positive_int, default=32, help="pictures per model call")
     _quiet_arg(p)

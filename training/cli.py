@@ -20,6 +20,7 @@ from modelstore.tf_quiet import import_tensorflow
 from training import commands, preflight
 from training.arguments import (
     EXIT_BAD_INPUT,
+    EXIT_DISK_FULL,
     EXIT_ENGINE,
     EXIT_GATE,
     EXIT_WEIGHTS,
@@ -27,11 +28,13 @@ from training.arguments import (
     fit_config,
 )
 from training.cluster.connection import EngineUnavailableError, import_ray
+from training.disk_space import disk_full_message, is_disk_full
 from training.prune import PINNED_ENV, parse_pins
 
 # What tests and callers import from here: the exit codes and the parser.
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_DISK_FULL",
     "EXIT_ENGINE",
     "EXIT_GATE",
     "EXIT_WEIGHTS",
@@ -75,12 +78,20 @@ def _check_before_tensorflow(args: argparse.Namespace) -> None:
 Known = list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, int]]
 
 
-def _report(exc: Exception, known: Known) -> int:
-    """A known failure as one line on stderr and its exit code; anything else re-raised."""
+def _report(exc: Exception, known: Known, args: argparse.Namespace) -> int:
+    """A known failure as one line on stderr and its exit code; anything else re-raised.
+
+    A full disk is known too, whatever raised it (Python's ENOSPC, TensorFlow's
+    writers): the path and its free space, exit 6, no traceback.
+    """
     for kinds, prefix, code in known:
         if isinstance(exc, kinds):
             print(f"error: {prefix}{exc}", file=sys.stderr)
             return code
+    if is_disk_full(exc):
+        where = getattr(args, "models_dir", None) or getattr(args, "output", None) or "."
+        print(f"error: {disk_full_message(exc, where)}", file=sys.stderr)
+        return EXIT_DISK_FULL
     raise exc
 
 
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tensorflow:
             return int(args.run(args))
     except Exception as exc:
-        return _report(exc, known)
+        return _report(exc, known, args)
 
     import_tensorflow(args.verbose)  # before anything else imports it: quiet unless --verbose
     if getattr(args, "quiet", False):
@@ -109,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # Keras prints "Downloading data from ..." and its download bar through this switch.
         keras.config.disable_interactive_logging()
     from modelstore.runtime import PrecisionUnavailableError
+    from training.features.stream import MissingFeaturesError
     from training.gate import GateFailedError
     from training.model import WeightsUnavailableError
 
@@ -116,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         (GateFailedError, "quality gate: ", EXIT_GATE),
         (WeightsUnavailableError, "base weights: ", EXIT_WEIGHTS),
         (PrecisionUnavailableError, "--precision: ", EXIT_BAD_INPUT),
+        (MissingFeaturesError, "", EXIT_BAD_INPUT),
     ]
     try:
         return int(args.run(args))
     except Exception as exc:
-        return _report(exc, known)
+        return _report(exc, known, args)

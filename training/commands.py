@@ -52,7 +52,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate as evaluate_model
 
     report = evaluate_model(
-        args.model, args.data, args.batch_size, progress=not args.quiet, precision=args.precision
+        args.model,
+        args.data,
+        args.batch_size,
+        progress=not args.quiet,
+        precision=args.precision,
+        ood_dir=args.ood,
     )
     if args.plot:
         from training.reports.plots import plot_confusion_matrix

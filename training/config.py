@@ -96,6 +96,14 @@ class FitConfig(BaseModel):
         "X in [0, 1); the epoch lines then show the smoothed loss",
     )
     seed: int = Field(0, description="makes CPU runs reproducible")
+    unknown_rate: float = Field(
+        0.05,
+        gt=0.0,
+        lt=0.5,
+        description="share of the in-distribution validation photos the unknown score flags: "
+        "its threshold is calibrated to flag this fraction (higher flags more unfamiliar "
+        "pictures and more real ones)",
+    )
     flip_augment: bool | Literal["auto"] = Field(
         "auto",
         description="also train on (cached) features of horizontally mirrored images",
@@ -124,6 +132,15 @@ class FitConfig(BaseModel):
         "~/.cache/vgg-transfer/features)",
     )
     feature_batch_size: int = Field(32, ge=1, description="pictures per base call, either engine")
+    # In memory, small splits train their many short epochs faster: 2x the streamed rate
+    # at 10^4 pictures (bench/results/streaming.json).
+    feature_memory_mb: int = Field(
+        1024,
+        ge=0,
+        description="a split whose features take at most this many MiB is read into memory "
+        "once; larger ones stream from the feature store in batches every epoch, so memory "
+        "does not grow with the number of pictures (0: always stream)",
+    )
     min_accuracy: float | None = Field(
         None,
         description="gate: publish only if validation accuracy >= this fraction, e.g. 0.9 "

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from modelstore.runtime import Precision
 from training.features.extractor import FeatureExtractor, Features
+from training.features.stream import StoredFeatures
 
 
 class FeatureEngine(Protocol):
@@ -30,6 +31,15 @@ class FeatureEngine(Protocol):
         splits: dict[str, tuple[list[Path], bool]],
         label: str = ...,
     ) -> dict[str, Features]: ...
+
+    def store_splits(
+        self,
+        extractor: FeatureExtractor,
+        splits: dict[str, tuple[list[Path], bool]],
+        label: str = ...,
+    ) -> dict[str, StoredFeatures]:
+        """Like `extract_splits`, leaving the features in the store (none gathered)."""
+        ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -63,6 +73,21 @@ class LocalFeatureEngine:
             name: extractor.extract(paths, flip=flip, label=f"{name} {label}")
             for name, (paths, flip) in splits.items()
         }
+
+    def store_splits(
+        self,
+        extractor: FeatureExtractor,
+        splits: dict[str, tuple[list[Path], bool]],
+        label: str = "features",
+    ) -> dict[str, StoredFeatures]:
+        """`{name: (paths, flip)}` -> `{name: StoredFeatures}`: computed into the store, not kept."""
+        out = {}
+        for name, (paths, flip) in splits.items():
+            feats = extractor.extract(paths, flip=flip, label=f"{name} {label}", keep=False)
+            out[name] = StoredFeatures(
+                extractor.store, feats.paths, feats.file_sha256, flip, feats.errors
+            )
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "nodes": 1}

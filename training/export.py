@@ -47,11 +47,16 @@ def _decode_for_graph(image_size: int) -> Any:
     return decode_one
 
 
-def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> dict[str, Any]:
+def write_savedmodel(
+    model: keras.Model, path: Path, image_size: int, extra: tf.Module | None = None
+) -> dict[str, Any]:
     """Write `model` (uint8 images -> probabilities) as a SavedModel with its signatures.
 
     Returns the metadata fields of the split (`base_identity`, `head`), empty for a
     model that is served whole only; pass them on to `new_metadata`.
+
+    `extra`: a module whose `signatures()` adds signatures beside these two (the
+    unknown score and the explanation, `training.unknown.ExtraSignatures`).
 
     Plain `tf.saved_model.save` on a `tf.Module` rather than Keras' ExportArchive:
     ExportArchive (Keras 3.15) stores every variable twice, doubling the export on
@@ -85,6 +90,9 @@ def write_savedmodel(model: keras.Model, path: Path, image_size: int) -> dict[st
     module.serve_images = serve_images
     module.serve_bytes = serve_bytes
     signatures = {SERVING_SIGNATURE: serve_images, BYTES_SIGNATURE: serve_bytes}
+    if extra is not None:
+        module.extra = extra
+        signatures.update(extra.signatures())
     parts = classifier_parts(model)
     if parts is not None:
         module.features = signatures[FEATURES_SIGNATURE] = features_function(parts, image_size)

@@ -17,9 +17,11 @@ Command line: `python -m training fit --data DIR --name NAME` (see `--help`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,23 @@ import tensorflow as tf
 from modelstore.layout import latest_version, reserve_version
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata, write_metadata
 from modelstore.runtime import PrecisionUnavailableError, Runtime, configure_runtime
+from modelstore.unknown import unknown_signature_summary
 from training.config import FitConfig
 from training.data import content_hash, load_dataset
 from training.defaults import resolve_auto
 from training.engine import FeatureEngine, open_engine
+from training.epoch_progress import EpochProgress
 from training.export import new_metadata, write_savedmodel
-from training.features.extractor import FeatureExtractor, Features
+from training.features.extractor import FeatureExtractor
+from training.features.stream import (
+    ArrayFeatures,
+    FeatureBatches,
+    StoredFeatures,
+    channel_moments,
+    epoch_order,
+    feature_batches,
+    training_source,
+)
 from training.fit_story import auto_settings_block, smoothing_note, stopping_line
 from training.gate import check_gate
 from training.model import (
@@ -56,6 +69,7 @@ from training.reports.plots import (
     plot_learning_curves,
 )
 from training.scores import classification_metrics
+from training.unknown import ExtraSignatures, fit_unknown_scorer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +115,7 @@ class EpochLines(keras.callbacks.Callback):
         print(line, file=sys.stderr, flush=True)
 
 
-def _report_unreadable(feats: dict[str, Features]) -> dict[str, Any]:
+def _report_unreadable(feats: dict[str, StoredFeatures]) -> dict[str, Any]:
     """List the files no engine could read, once, and return metadata's record of them."""
     skipped = {str(p): msg for f in feats.values() for p, msg in f.errors.items()}
     if skipped:
@@ -113,7 +127,7 @@ def _report_unreadable(feats: dict[str, Features]) -> dict[str, Any]:
     return {"count": len(skipped), "files": sorted(skipped)}
 
 
-def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
+def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> dict[int, float]:
     """`n / (k * n_c)`: every class weighs the same in the loss, whatever its size."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes)
     return {c: float(len(labels) / (num_classes * counts[c])) for c in range(num_classes)}
@@ -153,12 +167,29 @@ def train_head(
     n: int,
     start_from: keras.Model | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fit a head on features; early stopping restores the best validation loss.
+    """`train_head_on` features already in memory (tests, benchmarks)."""
+    return train_head_on(cfg, ArrayFeatures(x, y), ArrayFeatures(xv, yv), n, start_from)
 
-    `start_from`: a previous version's head (same labels and features) to continue
-    from on `warm_schedule(cfg)` (few epochs, large batches, a smaller learning rate);
-    its feature normalisation is kept, so its weights keep their meaning. Otherwise a
-    fresh head.
+
+def train_head_on(
+    cfg: FitConfig,
+    train: FeatureBatches,
+    valid: FeatureBatches,
+    n: int,
+    start_from: keras.Model | None = None,
+    progress: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fit a head on features read a batch at a time; early stopping restores the best
+    validation loss.
+
+    `train` is read in a new seeded order every epoch (`epoch_order`), from memory or
+    streamed from the feature store: the same batches either way. `start_from`: a
+    previous version's head (same labels and features) to continue from on
+    `warm_schedule(cfg)` (few epochs, large batches, a smaller learning rate); its
+    feature normalisation is kept, so its weights keep their meaning. Otherwise a
+    fresh head, normalised by one pass over `train` (`channel_moments`). `callbacks`:
+    more Keras callbacks for the epoch loop (the benchmark's clock).
     """
     keras.utils.set_random_seed(cfg.seed)
     epochs, patience, batch_size = cfg.epochs, cfg.patience, cfg.batch_size
@@ -170,16 +201,26 @@ def train_head(
         batch_size, learning_rate = warm["batch_size"], warm["learning_rate"]
     else:
         head = build_head(
-            x.shape[1:], n, kind=cfg.head, width=int(cfg.width), dropout=cfg.dropout, adapt_to=x
+            train.feature_shape,
+            n,
+            kind=cfg.head,
+            width=int(cfg.width),
+            dropout=cfg.dropout,
+            moments=channel_moments(train),
         )
     # fit resolves "auto" from the weights; a bare head trained on features (benchmarks,
     # tests) with "auto" left in gets one-hot targets.
     smoothing = 0.0 if cfg.label_smoothing == "auto" else float(cfg.label_smoothing)
-    targets, valid_targets, loss = y, yv, "sparse_categorical_crossentropy"
+    loss: Any = "sparse_categorical_crossentropy"
+    target_spec = tf.TensorSpec((None,), tf.int64)
     if smoothing:  # Keras smooths one-hot targets only
         print(smoothing_note(smoothing), file=sys.stderr)
-        targets, valid_targets = np.eye(n, dtype=np.float32)[y], np.eye(n, dtype=np.float32)[yv]
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        target_spec = tf.TensorSpec((None, n), tf.float32)
+
+    def targets(labels: np.ndarray) -> np.ndarray:
+        return np.eye(n, dtype=np.float32)[labels] if smoothing else labels
+
     head.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=loss,
@@ -191,35 +232,65 @@ def train_head(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, restore_best_weights=True
     )
-    weights = class_weights(list(y), n)
-    sample_weight = np.asarray([weights[int(c)] for c in y], dtype=np.float32)
-    train = (
-        tf.data.Dataset.from_tensor_slices((x, targets, sample_weight))
-        .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+    weights = class_weights(train.labels, n)
+    weight_of = np.asarray([weights[c] for c in range(n)], dtype=np.float32)
+    epoch = itertools.count()  # tf.data calls the generator anew for every epoch
+
+    def train_batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        order = epoch_order(len(train), cfg.seed, next(epoch))
+        for xb, yb in feature_batches(train, batch_size, order):
+            yield xb, targets(yb), weight_of[yb]
+
+    def valid_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for xb, yb in feature_batches(valid, 256):
+            yield xb, targets(yb)
+
+    features_spec = tf.TensorSpec((None, *train.feature_shape), tf.float32)
+    weight_spec = tf.TensorSpec((None,), tf.float32)
+    # prefetch: the next batches are read (from the store's files) while this one trains.
+    # The number of batches, told: Keras then neither guesses the epoch's end nor warns.
+    train_data = (
+        tf.data.Dataset.from_generator(
+            train_batches, output_signature=(features_spec, target_spec, weight_spec)
+        )
+        .apply(tf.data.experimental.assert_cardinality(-(-len(train) // batch_size)))
+        .prefetch(2)
     )
-    valid = tf.data.Dataset.from_tensor_slices((xv, valid_targets)).batch(256)
+    valid_data = (
+        tf.data.Dataset.from_generator(valid_batches, output_signature=(features_spec, target_spec))
+        .apply(tf.data.experimental.assert_cardinality(-(-len(valid) // 256)))
+        .prefetch(2)
+    )
     history = head.fit(
-        train,
-        validation_data=valid,
+        train_data,
+        validation_data=valid_data,
         epochs=epochs,
-        shuffle=False,  # the dataset shuffles itself (seeded)
+        shuffle=False,  # the batches come shuffled (seeded)
         verbose=0,
-        callbacks=[stop, EpochLines(epochs, smoothed=smoothing > 0)],
+        callbacks=[
+            stop,
+            EpochLines(epochs, smoothed=smoothing > 0),
+            EpochProgress(len(train), batch_size, epochs, enabled=progress),
+            *callbacks,
+        ],
     )
     record = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     print(stopping_line(record, epochs, patience), file=sys.stderr, flush=True)
     return head, record
 
 
-def head_probabilities(head: keras.Model, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    """The head's probabilities for feature rows `x`, called directly in batches.
+def head_probabilities(
+    head: keras.Model, x: np.ndarray | FeatureBatches, batch: int = 512
+) -> np.ndarray:
+    """The head's probabilities for feature rows `x` (an array, or examples read from the
+    store), called directly in batches, in order.
 
     Not `Model.predict`: on a few hundred cached rows its data pipeline and the
     tracing of its predict step cost half a second per call, the call itself
     milliseconds (a retrain's whole budget is a few seconds).
     """
-    parts = [np.asarray(head(x[i : i + batch], training=False)) for i in range(0, len(x), batch)]
+    source = ArrayFeatures(x, np.zeros(len(x), np.int64)) if isinstance(x, np.ndarray) else x
+    parts = [np.asarray(head(xb, training=False)) for xb, _ in feature_batches(source, batch)]
     return np.concatenate(parts) if parts else np.zeros((0, head.output_shape[-1]), np.float32)
 
 
@@ -325,29 +396,41 @@ def fit(
         "train": (data.train.paths, flip_augment),
         "valid": (data.valid.paths, flip_tta),  # scored as the export will score them
     }
-    feats = engine.extract_splits(extractor, splits)
+    # The features stay in the store (either engine's workers wrote them there); the head
+    # reads them back in batches, so no split is ever gathered whole (features.stream).
+    feats = engine.store_splits(extractor, splits)
     seconds = {"features": time.monotonic() - started}
     skipped = _report_unreadable(feats)
     data = data.without({Path(p) for p in skipped["files"]})
-    x, y = feats["train"].values, np.asarray(data.train.labels)
-    if flip_augment and feats["train"].flipped is not None:
-        x, y = np.concatenate([x, feats["train"].flipped]), np.concatenate([y, y])
-    xv, yv = feats["valid"].values, np.asarray(data.valid.labels)
+    yv = np.asarray(data.valid.labels)
+    memory = cfg.feature_memory_mb
+    train = training_source(
+        feats["train"], data.train.labels, "also" if flip_augment else "none", memory
+    )
+    valid = training_source(feats["valid"], yv, "none", memory)
     warm, warm_record = (
         warm_start_head(Path(models_dir) / name, data.classes, weights.sha256, cfg)
         if cfg.warm_start
         else (None, {"used": False, "reason": "off"})
     )
-    head, history = train_head(cfg, x, y, xv, yv, len(data.classes), start_from=warm)
+    head, history = train_head_on(
+        cfg, train, valid, len(data.classes), start_from=warm, progress=progress
+    )
     if warm is not None:
         warm_record["schedule"] = warm_schedule(cfg)
-    probs = head_probabilities(head, xv)
-    if flip_tta and feats["valid"].flipped is not None:
-        probs = (probs + head_probabilities(head, feats["valid"].flipped)) / 2
+    probs = head_probabilities(head, valid)
+    if flip_tta:
+        mirrored = training_source(feats["valid"], yv, "only", memory)
+        probs = (probs + head_probabilities(head, mirrored)) / 2
     metrics = classification_metrics(yv, probs, data.classes)
     seconds["head"] = time.monotonic() - started - seconds["features"]
 
     classifier = build_classifier(base, head, size, flip_tta=flip_tta)
+    # The unknown score: a bank of the training photos' cut features (cached already),
+    # its threshold calibrated on the validation photos as the export scores them.
+    # Read from the store in batches, as the head was (with the mirrors when augmented).
+    scorer = fit_unknown_scorer(train, valid, cfg.unknown_rate)
+    extra = ExtraSignatures(base, head, size, flip_tta, scorer)
     # The epoch EarlyStopping restored (1-based; 0 when there was no validation loss).
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0
     hashes = [
@@ -386,7 +469,9 @@ def fit(
             data.valid.paths,
             [data.classes[i] for i in data.valid.labels],
         )
-        split = write_savedmodel(classifier, draft.path, size)  # + head/ when it splits
+        split = write_savedmodel(
+            classifier, draft.path, size, extra=extra
+        )  # + head/ when it splits
         save_head(head, draft.path)  # the next version can warm-start from it
         title = f"{name} version {draft.version}"
         plot_learning_curves(history, draft.path / LEARNING_CURVES_FILE, title, best_epoch or None)
@@ -406,7 +491,9 @@ def fit(
             history=history,
             gate=gate_report,
             **split,
+            unknown=scorer.record(),
         )
+        metadata.signatures.update(unknown_signature_summary(size, len(data.classes)))
         write_model_card(draft.path, metadata)  # inside the draft: atomic with the version
         write_metadata(draft.path, metadata)
     version, path = draft.version, draft.final_path

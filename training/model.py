@@ -226,6 +226,7 @@ def build_head(
     width: int = 256,
     dropout: float = 0.5,
     adapt_to: np.ndarray | None = None,
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
     """The new classifier head, trained on cached base features.
 
@@ -233,7 +234,9 @@ def build_head(
     each base channel to zero mean and unit variance. The base's activations
     are large and their scale depends on the weights (ImageNet, HED, random);
     unit-scale inputs let one learning rate work for all of them. Its mean and
-    variance are constants of the exported graph.
+    variance are constants of the exported graph. `moments`: that mean and
+    variance per channel, already taken (`training.features.stream.channel_moments`
+    streams them from the store), instead of `adapt_to`.
     """
     if num_classes < 2:
         raise ValueError("a classifier needs at least two classes")
@@ -241,7 +244,9 @@ def build_head(
     x = inputs
     if adapt_to is not None:
         flat = np.asarray(adapt_to, dtype=np.float64).reshape(-1, feature_shape[-1])
-        mean, var = flat.mean(axis=0), flat.var(axis=0)
+        moments = flat.mean(axis=0), flat.var(axis=0)
+    if moments is not None:
+        mean, var = moments
         # A channel that was (almost) always 0 in training must not blow up to huge
         # values on a new picture: floor its variance at 1% of the average variance.
         var = np.maximum(var, 0.01 * var.mean() + 1e-12)

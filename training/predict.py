@@ -4,7 +4,9 @@
 
 Each line: `path`, best `label` and its `class_id` (the class index, or the WordNet id
 for an ImageNet export, as the service answers), its `score`, and `scores` of every
-class keyed by label (by WordNet id for ImageNet exports, whose labels repeat).
+class keyed by label (by WordNet id for ImageNet exports, whose labels repeat), and
+for a version with an unknown scorer `unknown_score` (higher = less like the
+training photos) and `unknown` (above the version's calibrated threshold).
 Files are streamed in batches, so memory stays flat for any number of files.
 An unreadable file gives a line with an `error`, never a crash.
 """
@@ -24,6 +26,7 @@ from imaging import ImageError, load_image
 from modelstore.loader import PublishedModel, load_published
 from modelstore.runtime import configure_runtime
 from modelstore.split_loader import PublishedHead
+from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME
 from training.progress import ProgressBar
 
 
@@ -32,6 +35,7 @@ class Batch:
     paths: list[Path]  # readable files, in order
     probabilities: np.ndarray  # [len(paths), num_classes]
     errors: list[tuple[Path, str]]  # unreadable files in this batch, with the reason
+    unknown_scores: np.ndarray | None = None  # [len(paths)]; None without a scorer
 
 
 def score_files(
@@ -59,12 +63,19 @@ def _score_batch(model: PublishedModel, paths: list[Path]) -> Batch:
             ok.append(path)
         except (ImageError, OSError) as exc:
             errors.append((path, str(exc)))
-    probs = (
-        model.predict(np.stack(pictures))
-        if pictures
-        else np.zeros((0, len(model.labels)), np.float32)
-    )
-    return Batch(ok, probs, errors)
+    if not pictures:
+        return Batch(ok, np.zeros((0, len(model.labels)), np.float32), errors)
+    probs, scores = score_pictures(model, np.stack(pictures))
+    return Batch(ok, probs, errors, scores)
+
+
+def score_pictures(
+    model: PublishedModel, pictures: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities and, for a version with a scorer, unknown scores (one base pass)."""
+    if model.beyond is None:
+        return model.predict(pictures), None
+    return model.predict_with_unknown(pictures)
 
 
 def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
@@ -82,7 +93,10 @@ def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
 
 
 def score_record(
-    path: object, probs: np.ndarray, model: PublishedModel | PublishedHead
+    path: object,
+    probs: np.ndarray,
+    model: PublishedModel | PublishedHead,
+    unknown_score: float | None = None,
 ) -> dict[str, object]:
     """The JSON record of one scored image (both engines write exactly this)."""
     # `scores` is keyed by label, except for models with a class index (ImageNet): two of
@@ -90,13 +104,17 @@ def score_record(
     # their WordNet ids are unique and are what `class_id` reports.
     keys = model.class_ids if model.metadata.class_index is not None else model.labels
     best = int(probs.argmax())
-    return {
+    record: dict[str, object] = {
         "path": str(path),
         "label": model.labels[best],
         "class_id": model.class_ids[best],
         "score": float(probs[best]),
         "scores": {str(key): float(p) for key, p in zip(keys, probs, strict=True)},
     }
+    if model.beyond is not None and unknown_score is not None:
+        record[UNKNOWN_SCORE_NAME] = float(unknown_score)
+        record[UNKNOWN_FLAG_NAME] = bool(unknown_score > model.beyond.threshold)
+    return record
 
 
 def error_record(path: object, message: str) -> dict[str, object]:
@@ -118,8 +136,10 @@ def predict_to_stream(
     bar = ProgressBar(total, "predict", enabled=progress)
     scored = failed = 0
     for batch in score_files(model, iter_files(inputs), batch_size):
-        for path, probs in zip(batch.paths, batch.probabilities, strict=True):
-            out.write(json.dumps(score_record(path, probs, model)) + "\n")
+        scores = batch.unknown_scores
+        for i, (path, probs) in enumerate(zip(batch.paths, batch.probabilities, strict=True)):
+            score = None if scores is None else float(scores[i])
+            out.write(json.dumps(score_record(path, probs, model, score)) + "\n")
         for path, message in batch.errors:
             out.write(json.dumps(error_record(path, message)) + "\n")
         out.flush()

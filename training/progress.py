@@ -45,7 +45,8 @@ def _is_terminal(stream: TextIO) -> bool:
 class ProgressBar:
     """A progress bar with rate and ETA; whole lines when `stream` is not a terminal.
 
-    `tty` forces one mode (None: ask the stream); `clock` is for tests.
+    `tty` forces one mode (None: ask the stream); `clock` is for tests; `started`: when
+    the work began by `clock`, for a bar shown only once the work proves long.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class ProgressBar:
         tty: bool | None = None,
         line_every_s: float = LINE_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.total = max(total, 0)
         self.label = label
@@ -67,7 +69,7 @@ class ProgressBar:
         self.line_every_s = line_every_s
         self.clock = clock
         self.done = 0
-        self.start = clock()
+        self.start = clock() if started is None else started  # work may predate the bar
         self._last_draw = self.start
         self._last_tenth = 0  # non-terminal: tenths of the total already reported
         self._closed = False

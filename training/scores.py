@@ -61,3 +61,33 @@ def classification_metrics(
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    """Area under the ROC curve of a score meant to be higher `outside` than `inside`:
+    P(outside score > inside score), ties counting half (Mann-Whitney U)."""
+    inside, outside = np.asarray(inside, np.float64), np.asarray(outside, np.float64)
+    if not len(inside) or not len(outside):
+        raise ValueError("AUROC needs at least one score on each side")
+    both = np.concatenate([inside, outside])
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    # The rank of a value is the mean of the positions its ties occupy (1-based).
+    ends = np.cumsum(counts)
+    mean_rank = ends - (counts - 1) / 2.0
+    rank_out = mean_rank[inverse[len(inside) :]].sum()
+    n_in, n_out = len(inside), len(outside)
+    return float((rank_out - n_out * (n_out + 1) / 2.0) / (n_in * n_out))
+
+
+def unknown_detection(
+    inside: np.ndarray, outside: np.ndarray, threshold: float
+) -> dict[str, float | int]:
+    """How an unknown score tells `outside` pictures from `inside` ones at `threshold`."""
+    return {
+        "auroc": round(auroc(inside, outside), 4),
+        "threshold": threshold,
+        "in_distribution_count": len(inside),
+        "in_distribution_flagged": round(float(np.mean(np.asarray(inside) > threshold)), 4),
+        "ood_count": len(outside),
+        "ood_flagged": round(float(np.mean(np.asarray(outside) > threshold)), 4),
+    }

@@ -30,6 +30,9 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from bench.support.decode_bombs import gif_frame_bomb, jpeg_scan_bomb, webp_canvas_bomb
+from imaging.decode_cost import DECODE_BYTES_PER_PIXEL, MAX_DECODE_BYTES, MAX_FRAMES
+
 # Routes a case can go to (see tests/service/test_service_bad_inputs.py).
 IMAGE_ROUTES = ("predict_multipart", "predict_raw", "decode_predictions", "tfserving_b64")
 JSON_ROUTES = ("decode_predictions_json", "tfserving_json")
@@ -293,6 +296,17 @@ def _image_cases() -> list[BadInput]:
         ok("tiff_stripbytecounts_float", tiff_strips((4, 122), (11, 64.0)), "image/tiff"),
         ok("tiff_stripbytecounts_rational", tiff_strips((4, 130), (5, (64, 1))), "image/tiff"),
         # Truncated files and header-only files.
+        # Small files whose decode costs far more than their pixels (imaging.decode_cost).
+        bad("jpeg_many_scans", jpeg_scan_bomb(300, 100), "image/jpeg", 413, "progressive scans"),
+        bad("webp_animated_huge_canvas", webp_canvas_bomb(6000), "image/webp", 413, "pixels"),
+        BadInput(
+            "gif_too_many_frames",
+            gif_frame_bomb(MAX_FRAMES + 1),
+            "image/gif",
+            413,
+            "frames",
+            per_route={"tfserving_b64": (413, "larger than the limit")},  # 200 KB in base64
+        ),
         bad("jpeg_truncated_half", jpeg[: len(jpeg) // 2], "image/jpeg", 422, CORRUPT),
         bad("jpeg_soi_only", b"\xff\xd8", "image/jpeg", 415, NOT_IMAGE),
         bad("jpeg_header_only", jpeg_sof(48, 40), "image/jpeg", 422, CORRUPT),
@@ -638,8 +652,11 @@ def legal_maximum_cases(max_pixels: int = 40_000_000) -> list[tuple[str, Callabl
     bench/bad_input_memory.py: these are what grow a process's memory.
     """
     side = int(max_pixels**0.5) // 16 * 16 - 32  # square, just under the limit
+    # WebP's decoder needs about 16 bytes per canvas pixel: its own, lower bound.
+    webp_pixels = min(max_pixels, MAX_DECODE_BYTES // DECODE_BYTES_PER_PIXEL["WEBP"])
+    webp_side = int(webp_pixels**0.5) // 16 * 16 - 32
 
-    def big(mode: str, fmt: str, **params: Any) -> Callable[[], bytes]:
+    def big(mode: str, fmt: str, side: int = side, **params: Any) -> Callable[[], bytes]:
         def build() -> bytes:
             y, x = np.mgrid[0:side, 0:side].astype(np.uint16)
             grey = ((x ^ y) & 0xFF).astype(np.uint8)  # compressible, not constant
@@ -667,7 +684,7 @@ def legal_maximum_cases(max_pixels: int = 40_000_000) -> list[tuple[str, Callabl
         (f"bmp_1bit_{side}x{side}", big("1", "BMP")),
         (f"tiff_1bit_{side}x{side}", big("1", "TIFF", compression="group4")),
         (f"jpeg_RGB_{side}x{side}", big("RGB", "JPEG", quality=50)),
-        (f"webp_L_{min(side, 16383)}", big("L", "WEBP", lossless=True)),
+        (f"webp_L_{webp_side}x{webp_side}", big("L", "WEBP", lossless=True, side=webp_side)),
     ]
 
 

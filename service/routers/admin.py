@@ -5,7 +5,6 @@ With no key configured the admin endpoints answer 403: they are disabled, never 
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import Forbidden, Unauthorized
+from service.executors import ADMIN_POOL, run_in
 from service.schemas import ERRORS, ReloadResponse
 from service.state import RepositoryDep, StateDep
 
@@ -41,6 +41,6 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 )
 async def reload(repository: RepositoryDep) -> dict[str, Any]:
     """Load any new model version now instead of at the next poll."""
-    loaded = await asyncio.to_thread(repository.reload)
+    loaded = await run_in(ADMIN_POOL, repository.reload)  # one at a time, off the shared pool
     failures = {f"{name}:{v}": why for (name, v), why in repository.failures.copy().items()}
     return {"loaded": loaded, "failures": failures}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from modelstore.runtime import gpu_memory_in_use
+from service.executors import PROBE_POOL, run_in
 from service.http_errors import error_response
 from service.schemas import HealthResponse, ReadyError
 from service.state import StateDep
@@ -35,6 +34,6 @@ async def readyz(state: StateDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 async def metrics(state: StateDep) -> Response:
     """Prometheus text format."""
-    gpu = await asyncio.to_thread(gpu_memory_in_use)
+    gpu = await run_in(PROBE_POOL, gpu_memory_in_use)  # never behind model or admin work
     body = state.metrics.render(not state.not_ready_reasons(), gpu)
     return Response(body, media_type=state.metrics.content_type)

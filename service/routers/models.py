@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from service.schemas import ModelsResponse
 from service.state import RepositoryDep, StateDep
+from service.unknown_outputs import scorer_summary
 
 router = APIRouter(tags=["models"])
 
@@ -38,6 +39,7 @@ async def list_models(repository: RepositoryDep, state: StateDep) -> dict[str, A
                     }
                     for m in repository.versions(name)
                 ],
+                "unknown_scorer": scorer_summary(latest.model),
             }
         )
     return {

@@ -82,7 +82,9 @@ async def _infer(
     else:
         assert parsed.images is not None  # parse_infer returns one of the two
         result = await predictor.predict_arrays(name, version, parsed.images)
-    content, headers = infer_response(result.model, parsed, result.probabilities)
+    content, headers = infer_response(
+        result.model, parsed, result.probabilities, result.unknown_scores
+    )
     return Response(content, headers=headers, media_type=headers["Content-Type"])
 
 

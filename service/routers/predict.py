@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.errors import Unprocessable
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
+from service.routers.params import one_value_per_parameter
 from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
 from service.state import PredictorDep, StateDep
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Depends(one_value_per_parameter)])
 
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")
@@ -24,6 +25,13 @@ ModelsQuery = Annotated[
         description="several model names, comma-separated (instead of `model`): each answers "
         "every image; models on one shared base cost one base pass per image",
         examples=["car_truck,vgg16_imagenet"],
+    ),
+]
+AbstainQuery = Annotated[
+    bool,
+    Query(
+        description="answer the label 'unknown' for an image the model's unknown score "
+        "flags as unlike its training photos"
     ),
 ]
 
@@ -40,6 +48,7 @@ async def _predict(
     state: StateDep,
     model: str | None,
     top: int | None,
+    abstain: bool = False,
     models: str | None = None,
 ) -> dict[str, Any]:
     if models is not None:
@@ -53,13 +62,21 @@ async def _predict(
         response.headers["X-Model-Version"] = ",".join(str(r.model.version) for r in results)
         filenames = [item.filename for item in items]
         return {
-            "results": [prediction_body(r.model, r.probabilities, filenames, top) for r in results]
+            "results": [
+                prediction_body(r.model, r.probabilities, filenames, top, r.unknown_scores, abstain)
+                for r in results
+            ]
         }
     items = await read_images(request, state.settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
     _model_headers(response, result.model.name, result.model.version)
     return prediction_body(
-        result.model, result.probabilities, [item.filename for item in items], top
+        result.model,
+        result.probabilities,
+        [item.filename for item in items],
+        top,
+        result.unknown_scores,
+        abstain,
     )
 
 
@@ -75,10 +92,12 @@ async def predict(
     predictor: PredictorDep,
     state: StateDep,
     model: ModelQuery = None,
+    abstain: AbstainQuery = False,
     models: ModelsQuery = None,
 ) -> dict[str, Any]:
-    """Every class with its score, best first, for each image (per model with `models`)."""
-    return await _predict(request, response, predictor, state, model, None, models)
+    """Every class with its score, best first, and the unknown score, for each image
+    (per model with `models`)."""
+    return await _predict(request, response, predictor, state, model, None, abstain, models)
 
 
 @router.post(
@@ -102,7 +121,7 @@ async def decode_predictions(
     (for one model: scores belong to one model's classes).
     """
     if media_type(request) != "application/json":
-        return await _predict(request, response, predictor, state, model, top, models)
+        return await _predict(request, response, predictor, state, model, top, models=models)
     if models is not None:
         raise Unprocessable("decoding sent scores takes one 'model', not 'models'")
     model_version = predictor.repository.get(state.model_for(model))

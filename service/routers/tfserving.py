@@ -11,7 +11,7 @@ from service.openapi_bodies import TFSERVING_PREDICT_BODY
 from service.routers.params import ModelName, Version
 from service.schemas import ERRORS
 from service.state import PredictorDep, RepositoryDep
-from service.tfserving_codec import model_metadata, parse_predict, version_status
+from service.tfserving_codec import model_metadata, parse_predict, predict_body, version_status
 
 router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"])
 
@@ -25,8 +25,7 @@ async def _predict(
     else:
         assert parsed.arrays is not None  # parse_predict returns one of the two
         result = await predictor.predict_arrays(name, version, parsed.arrays)
-    rows = result.probabilities.tolist()
-    return {"outputs": rows} if parsed.columnar else {"predictions": rows}
+    return predict_body(parsed, result)
 
 
 @router.post("/{name}:predict", responses=ERRORS, openapi_extra=TFSERVING_PREDICT_BODY)

@@ -111,6 +111,29 @@ def test_batcher_close_finishes_queued_work() -> None:
     assert seen == [1, 1]
 
 
+def test_batcher_close_gives_up_on_a_stuck_model_call_after_its_timeout() -> None:
+    # Shutdown gives each batcher graceful_timeout_s: a model call that never returns
+    # must not hold the process forever.
+    entered = threading.Event()
+    release = threading.Event()
+
+    def stuck(images: np.ndarray) -> np.ndarray:
+        entered.set()
+        release.wait(60)
+        return np.zeros((len(images), 2), np.float32)
+
+    batcher = DynamicBatcher(stuck, "stuck", 1, [1], max_delay_s=0.0, max_queue=4)
+    try:
+        batcher.submit(batch_of(1))
+        assert entered.wait(10)
+        closer = threading.Thread(target=batcher.close, kwargs={"timeout_s": 0.5})
+        closer.start()
+        closer.join(30)
+        assert not closer.is_alive(), "close() waited for the stuck call past its timeout"
+    finally:
+        release.set()
+
+
 def test_batcher_lone_request_waits_for_the_batch_delay_then_runs() -> None:
     seen: list[int] = []
     delay = 0.5

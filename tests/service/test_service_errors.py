@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from modelstore.loader import PublishedModel
 from modelstore.split_loader import LoadedBase
 from service import predictor as predictor_module
 from service.app import create_app
+from service.middleware import BodyLimitMiddleware
 from tests.conftest import encode
 from tests.service.conftest import SIZE, files, make_settings
 
@@ -118,6 +121,37 @@ def test_error_streamed_body_too_large_is_413(client: TestClient) -> None:
             yield b"\0" * 10_000  # no Content-Length: chunked transfer
 
     assert_error(client.post("/predict", content=chunks()), 413)
+
+
+def test_error_declared_body_too_large_is_413_before_reading_it() -> None:
+    # A client that announces 10 GB is refused from its headers alone: not one byte of
+    # the body is read (nor buffered), and no route runs.
+    received: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(1)
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-length", str(10 * 1024**3).encode())],
+    }
+    asyncio.run(BodyLimitMiddleware(route, max_bytes=200_000)(scope, receive, send))
+    assert received == []
+    assert sent[0]["status"] == 413
+    body = json.loads(sent[1]["body"])
+    assert body["status"] == 413 and "200000 bytes" in body["error"]
 
 
 def test_error_too_many_images_is_413(client: TestClient, png: bytes) -> None:

@@ -25,7 +25,7 @@ def triton(
 ) -> Iterator[httpclient.InferenceServerClient]:
     log = tmp_path_factory.mktemp("oip") / "service.log"
     # fp32 like the `client` fixture: the tests compare both within 1e-5.
-    flags = ("--poll-interval-s", "0", "--precision", "fp32")
+    flags = ("--poll-interval-s", "0", "--precision", "fp32", "--default-model", "car_truck")
     with running_service(models_dir, *flags, log=log) as (url, _):
         client = httpclient.InferenceServerClient(url.removeprefix("http://"))
         yield client
@@ -231,6 +231,7 @@ _PNG_TENSOR = {"name": "image_bytes", "datatype": "BYTES", "shape": [1], "data":
             "must be an object",
         ),
         ({"inputs": [_PNG_TENSOR], "outputs": 5}, 400, "'outputs' must be a list"),
+        ({"inputs": [_PNG_TENSOR], "parameters": {"top_k": 0}}, 400, "top_k must be a positive"),
     ],
 )
 def test_oip_bad_requests_get_their_status(

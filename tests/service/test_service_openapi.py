@@ -177,8 +177,9 @@ def test_openapi_every_post_body_example_is_answered_2xx(
     client: TestClient, spec: dict[str, Any]
 ) -> None:
     posts = _operations(spec, "post")
-    # /predict, /decode_predictions, TF Serving :predict (x2), KServe v2 infer (x2), admin.
-    assert len(posts) == 7, [path for path, _ in posts]
+    # /predict, /decode_predictions, TF Serving :predict (x2), KServe v2 infer (x2), admin,
+    # /explain and KServe v1 :explain (x2).
+    assert len(posts) == 10, [path for path, _ in posts]
     sent = 0
     for path, operation in posts:
         url = _filled(path, operation)
@@ -197,9 +198,14 @@ def test_openapi_every_post_body_example_is_answered_2xx(
                     response = client.post(url, files=[("file", ("example.png", value))])
                 else:
                     response = client.post(url, content=value, headers={"Content-Type": media})
-                assert 200 <= response.status_code < 300, (path, media, response.text)
+                if "explain" in path:
+                    # The shared car_truck predates the explain signature: its documented
+                    # 409 (the 200 is tests/service/test_service_unknown.py's).
+                    assert response.status_code == 409 and "409" in operation["responses"]
+                else:
+                    assert 200 <= response.status_code < 300, (path, media, response.text)
                 sent += 1
-    assert sent == 9  # predict 2, decode_predictions 3, :predict 2, infer 2
+    assert sent == 13  # predict 2, decode_predictions 3, :predict 2, infer 2, explain 2, :explain 2
 
 
 def test_openapi_every_get_path_parameter_example_is_answered_200(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import tensorflow as tf
 from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
+from service import predictor as predictor_module
 from service.routers import demo_page
 from tests.conftest import encode
 from tests.service.conftest import LABELS, SIZE, files
@@ -68,6 +71,30 @@ def test_predict_many_files_keeps_order_and_names(
     assert [p["filename"] for p in predictions] == ["x.png", "y.jpg", "z.png"]
     for prediction, expected in zip(predictions, alone, strict=True):
         assert np.max(np.abs(scores_by_class_id(prediction["classes"]) - expected)) <= 1e-5
+
+
+def test_predict_decodes_on_at_most_decode_threads_threads(
+    client: TestClient, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shared app runs decode_threads=2: four images of one request decode two at a time.
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    real = predictor_module.load_image
+
+    def counted(data: bytes, size: int, **kwargs: Any) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.5)  # long enough for every thread the pool has to start one
+        with lock:
+            running[0] -= 1
+        return real(data, size, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "load_image", counted)
+    response = client.post("/predict", files=files(*[(f"{i}.png", png) for i in range(4)]))
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 4
+    assert most[0] <= 2  # the limit; a default-sized pool runs all four at once
 
 
 def test_predict_raw_body_uses_default_model(client: TestClient, jpeg: bytes) -> None:
@@ -136,17 +163,23 @@ def test_decode_predictions_json_scores_are_decoded(client: TestClient) -> None:
     assert body["predictions"] == [
         {
             "filename": None,
+            "label": "truck",
             "classes": [
                 {"class_id": 1, "label": "truck", "score": 0.8},
                 {"class_id": 0, "label": "car", "score": 0.2},
             ],
+            "unknown_score": None,  # client-sent scores: no picture to score
+            "unknown": None,
         },
         {
             "filename": None,
+            "label": "car",
             "classes": [
                 {"class_id": 0, "label": "car", "score": 0.9},
                 {"class_id": 1, "label": "truck", "score": 0.1},
             ],
+            "unknown_score": None,
+            "unknown": None,
         },
     ]
 

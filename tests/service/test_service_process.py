@@ -13,16 +13,25 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import uvicorn
+from fastapi.testclient import TestClient
 
 from bench.support.harness import running_service
-from tests.service.conftest import publish_copy, wait_for
+from imaging.decode import load_image
+from modelstore.loader import PublishedModel
+from service.__main__ import Server
+from service.app import create_app
+from service.drain import Drain
+from tests.service.conftest import SIZE, make_settings, publish_copy, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # A lone request waits this long for company: the window in which the test sees it
@@ -154,3 +163,60 @@ def test_process_log_has_no_tensorflow_start_up_lines(shutdown_run: ShutdownRun)
     assert "Application startup complete" in shutdown_run.log  # the log was captured
     assert "oneDNN custom operations" not in shutdown_run.log, shutdown_run.log[:2000]
     assert "absl::InitializeLog" not in shutdown_run.log
+
+
+def _signalled_server(in_flight: int, delay_s: float, timeout_s: float) -> tuple[Server, float]:
+    """A Server (never started) that has just been sent SIGTERM, and when it was sent."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never called
+        raise AssertionError("no request is served in these tests")
+
+    drain = Drain(in_flight=in_flight)
+    server = Server(uvicorn.Config(app), drain, delay_s=delay_s, timeout_s=timeout_s)
+    began = time.monotonic()
+    server.handle_exit(signal.SIGTERM, None)
+    return server, began
+
+
+def test_process_drain_gives_up_on_requests_in_flight_after_graceful_timeout() -> None:
+    # A request that never finishes must not keep the process from stopping.
+    server, began = _signalled_server(in_flight=1, delay_s=0.0, timeout_s=1.0)
+    assert wait_for(lambda: server.should_exit, timeout_s=30), "the drain never ended"
+    assert time.monotonic() - began >= 1.0  # it did wait the graceful timeout first
+
+
+def test_process_drain_keeps_the_port_open_for_drain_delay_when_idle() -> None:
+    # Nothing in flight: the drain still lasts drain_delay_s, so a balancer polling
+    # /readyz sees the 503 before the port closes.
+    server, began = _signalled_server(in_flight=0, delay_s=2.0, timeout_s=0.0)
+    assert wait_for(lambda: server.should_exit, timeout_s=30)
+    assert time.monotonic() - began >= 2.0
+
+
+def test_process_shutdown_waits_at_most_graceful_timeout_for_a_stuck_model_call(
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Releasing the models at shutdown waits for each batcher thread, but only
+    # graceful_timeout_s: a model call that never returns must not hold the exit.
+    stuck = threading.Event()
+    entered = threading.Event()
+    release = threading.Event()
+    real = PublishedModel.predict
+
+    def stuck_after_warm_up(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
+        if stuck.is_set():
+            entered.set()
+            release.wait(90)
+        return real(self, pictures)
+
+    monkeypatch.setattr(PublishedModel, "predict", stuck_after_warm_up)
+    try:
+        with TestClient(create_app(make_settings(fresh_dir, graceful_timeout_s=1))) as client:
+            batcher = client.app.state.service.repository.get("car_truck").batcher  # type: ignore[attr-defined]
+            stuck.set()
+            batcher.submit(load_image(png, SIZE)[None])
+            assert entered.wait(30)
+            began = time.monotonic()
+        assert time.monotonic() - began < 45, "shutdown waited for the stuck model call"
+    finally:
+        release.set()

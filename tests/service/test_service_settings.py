@@ -65,6 +65,18 @@ def test_settings_lists_parsed_once_from_environment_strings(
         ("VGGSVC_PINNED_VERSIONS", ":2"),
         ("VGGSVC_LOG_LEVEL", "loud"),
         ("VGGSVC_MAX_BATCH_SIZE", "0"),
+        # A limit set where it would refuse every request, or no longer bound anything.
+        ("VGGSVC_MAX_REQUEST_BYTES", "0"),
+        ("VGGSVC_MAX_IMAGE_PIXELS", "0"),
+        ("VGGSVC_MAX_IMAGES_PER_REQUEST", "0"),
+        ("VGGSVC_MAX_QUEUE", "0"),
+        ("VGGSVC_MAX_DECODE_QUEUE", "0"),
+        ("VGGSVC_REQUEST_TIMEOUT_S", "0"),
+        ("VGGSVC_MAX_BATCH_DELAY_MS", "-1"),
+        ("VGGSVC_DECODE_THREADS", "0"),
+        ("VGGSVC_GRACEFUL_TIMEOUT_S", "-1"),
+        ("VGGSVC_DRAIN_DELAY_S", "-1"),
+        ("VGGSVC_GPU_MEMORY_LIMIT_MB", "0"),
     ],
 )
 def test_settings_bad_environment_value_stops_start_up_naming_it(

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
 from tests.service.conftest import LABELS, SIZE
+from tests.service.test_service_errors import assert_error
 
 
 def b64(data: bytes) -> str:
@@ -67,6 +68,16 @@ def test_tfserving_predict_wrong_pixel_shape_is_422(client: TestClient) -> None:
     assert "shape" in response.json()["error"]
     flat = client.post("/v1/models/car_truck:predict", json={"instances": [[1, 2, 3]]})
     assert flat.status_code == 422
+
+
+def test_tfserving_predict_more_instances_than_allowed_is_413(
+    client: TestClient, png: bytes
+) -> None:
+    # The test settings allow 4 images per request, encoded or as pixel arrays alike.
+    encoded = {"instances": [{"b64": b64(png)}] * 5}
+    assert_error(client.post("/v1/models/car_truck:predict", json=encoded), 413, "5 images", "4")
+    pixels = {"instances": [load_image(png, SIZE).tolist()] * 5}
+    assert_error(client.post("/v1/models/car_truck:predict", json=pixels), 413, "5 images", "4")
 
 
 def test_tfserving_status_reports_version_and_device(client: TestClient) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from bench.support.bad_inputs import animated, gradient, mode_image, pillow, tiff_strips
+from bench.support.decode_bombs import repeat_last_scan, set_webp_canvas
 from imaging import ImageError, load_image
 
 # Values that break parsers: zero, one, sign and width boundaries, 16- and 32-bit maxima.
@@ -39,6 +40,8 @@ KINDS = (
     "tiff_retype",
     "tiff_revalue",
     "png_fix_crcs",
+    "jpeg_repeat_scan",
+    "set_canvas",
 )
 Mutation = tuple[int, int, int]  # (kind index, position, value)
 FUZZ_SIZE = 16
@@ -115,11 +118,24 @@ def mutate(data: bytes, mutations: Sequence[Mutation]) -> bytes:
             del out[at:]
         elif kind == "set_small":  # enum-like fields: types, counts, modes, compressions
             out[at] = value % 16
+        elif kind == "jpeg_repeat_scan":  # the many-scan progressive JPEG (a no-op elsewhere)
+            out = bytearray(repeat_last_scan(bytes(out), 1 + value % 200))
+        elif kind == "set_canvas":  # a canvas far larger than the frames on it
+            out = bytearray(_set_canvas(bytes(out), 1 + value % 16384, 1 + (value >> 14) % 16384))
         elif kind.startswith("tiff_"):
             _mutate_tiff_entry(out, position, value, retype=kind == "tiff_retype")
         else:  # png_fix_crcs: let mutated chunk contents past the CRC check to the decoder
             _fix_png_crcs(out)
     return bytes(out)
+
+
+def _set_canvas(data: bytes, width: int, height: int) -> bytes:
+    """The canvas size of an extended WebP or a GIF's logical screen; else unchanged."""
+    if data[:4] == b"RIFF":
+        return set_webp_canvas(data, width, height)
+    if data[:3] == b"GIF" and len(data) >= 10:
+        return data[:6] + struct.pack("<HH", width & 0xFFFF, height & 0xFFFF) + data[10:]
+    return data
 
 
 def _mutate_tiff_entry(out: bytearray, position: int, value: int, retype: bool) -> None:

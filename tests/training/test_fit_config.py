@@ -23,6 +23,12 @@ from training.config import FitConfig
         ("learning_rate", 0.0),
         ("image_size", 16),
         ("image_size", 100),
+        ("image_size", 0),  # a multiple of 32, but no picture
+        ("width", -1),
+        ("patience", -1),
+        ("label_smoothing", 1.0),
+        ("label_smoothing", -0.1),
+        ("ray_actors", 0),
         ("valid_split", 0.0),
         ("valid_split", 1.0),
         ("head", "dense"),
@@ -37,6 +43,14 @@ def test_fit_config_out_of_range_is_refused(field: str, value: object) -> None:
 def test_fit_config_edges_are_accepted() -> None:
     cfg = FitConfig(dropout=0.0, min_accuracy=1.0, epochs=1, image_size=32, valid_split=0.5)
     assert (cfg.dropout, cfg.min_accuracy, cfg.image_size) == (0.0, 1.0, 32)
+
+
+def test_fit_config_assignment_is_validated_too() -> None:
+    cfg = FitConfig()
+    with pytest.raises(ValidationError) as info:
+        cfg.epochs = 0
+    assert info.value.errors()[0]["loc"] == ("epochs",)
+    assert cfg.epochs == 30
 
 
 def test_fit_config_percent_for_fraction_says_what_was_meant() -> None:

@@ -10,8 +10,9 @@ The pipeline streams; nothing big is gathered until the end:
          runs the misses in batches, writes each feature to the FeatureStore
          (without GPUs the two steps need the same resources, and Ray Data fuses
          them into the actors: no copy of the pictures between processes)
-      -> the driver: one small row per file (sha, error, node ids, base passes),
-         then reads the readable files' features back from the store for the head.
+      -> the driver: one small row per file (sha, error, node ids, base passes);
+         the features stay in the store, and fit's head training streams them
+         from there in batches (`training.features.stream`), as with the local engine.
 
 Pictures are decoded by `imaging.load_image`, never `ray.data.read_images`,
 whose own resize would break train/serve parity. Files are read by our tasks
@@ -40,6 +41,7 @@ from training.cluster.connection import actor_resources, block_count, connect
 from training.cluster.workers import BaseActor, decode_batch, probe_hardware
 from training.features.extractor import FeatureExtractor, Features
 from training.features.store import FeatureStore
+from training.features.stream import StoredFeatures
 from training.progress import ProgressBar
 
 
@@ -119,7 +121,21 @@ class RayFeatureEngine:
         splits: dict[str, tuple[list[Path], bool]],
         label: str = "features",
     ) -> dict[str, Features]:
-        """Features of several lists of files (`{name: (paths, flip)}`) in ONE Ray job.
+        """Features of several lists of files (`{name: (paths, flip)}`) in ONE Ray job,
+        gathered from the store into this process."""
+        return {
+            name: gather(stored)
+            for name, stored in self.store_splits(extractor, splits, label).items()
+        }
+
+    def store_splits(
+        self,
+        extractor: FeatureExtractor,
+        splits: dict[str, tuple[list[Path], bool]],
+        label: str = "features",
+    ) -> dict[str, StoredFeatures]:
+        """Several lists of files (`{name: (paths, flip)}`) into the store in ONE Ray job;
+        the features stay where the workers wrote them (fit streams them from there).
 
         One job, one actor pool: every actor imports TensorFlow and builds the
         base once per call, so fit's train and valid splits share them.
@@ -148,7 +164,7 @@ class RayFeatureEngine:
         self.seconds["total"] = time.monotonic() - started
         bar.close()
         return {
-            name: gather(extractor.store, paths, results, flip)
+            name: stored_of(extractor.store, paths, results, flip)
             for name, (paths, flip) in splits.items()
         }
 
@@ -205,13 +221,18 @@ def worker_precision(requested: str, gpu: tuple[int, int] | None, flags: set[str
         ) from exc
 
 
-def gather(
+def stored_of(
     store: FeatureStore, paths: list[Path], results: dict[str, tuple[str, str]], flip: bool
-) -> Features:
-    """Read the features of the readable files back from the store, in input order."""
+) -> StoredFeatures:
+    """The job's answer for one split: the readable files' hashes, in input order."""
     errors = {p: results[str(p)][1] for p in paths if results[str(p)][1]}
     ok = [p for p in paths if p not in errors]
-    shas = [results[str(p)][0] for p in ok]
+    return StoredFeatures(store, ok, [results[str(p)][0] for p in ok], flip, errors)
+
+
+def gather(stored: StoredFeatures) -> Features:
+    """Read a split's features back from the store into memory, in input order."""
+    store, ok, shas = stored.store, stored.paths, stored.file_sha256
 
     def load(flipped: bool) -> np.ndarray:
         values = [store.get(sha, flipped) for sha in shas]
@@ -228,7 +249,7 @@ def gather(
     return Features(
         paths=ok,
         values=load(False),
-        flipped=load(True) if flip else None,
+        flipped=load(True) if stored.flip else None,
         file_sha256=shas,
-        errors=errors,
+        errors=stored.errors,
     )

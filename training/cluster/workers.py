@@ -158,7 +158,7 @@ class ScoringActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import json
 
-        from training.predict import error_record, score_record
+        from training.predict import error_record, score_pictures, score_record
 
         s = self.model.image_size
         ok = [i for i, e in enumerate(batch["error"]) if not e]
@@ -167,8 +167,10 @@ class ScoringActor:
             pictures = np.stack(
                 [np.frombuffer(batch["picture"][i], np.uint8).reshape(s, s, 3) for i in ok]
             )
-            for i, probs in zip(ok, self.model.predict(pictures), strict=True):
-                lines[i] = json.dumps(score_record(batch["path"][i], probs, self.model))
+            probs, scores = score_pictures(self.model, pictures)
+            for j, i in enumerate(ok):
+                score = None if scores is None else float(scores[j])
+                lines[i] = json.dumps(score_record(batch["path"][i], probs[j], self.model, score))
         for i, error in enumerate(batch["error"]):
             if error:
                 lines[i] = json.dumps(error_record(batch["path"][i], str(error)))

@@ -101,12 +101,19 @@ class FeatureExtractor:
         self.images_through_base += len(pictures)
         return np.asarray(self.model.predict_on_batch(pictures), dtype=np.float32)
 
-    def extract(self, paths: list[Path], flip: bool = False, label: str = "features") -> Features:
-        """Features of `paths` (cached or computed in batches); unreadable files are reported."""
+    def extract(
+        self, paths: list[Path], flip: bool = False, label: str = "features", keep: bool = True
+    ) -> Features:
+        """Features of `paths` (cached or computed in batches); unreadable files are reported.
+
+        `keep=False`: only make sure they are in the store; `values` (and `flipped`) come
+        back empty, so a split of any size passes through in batches (`store_features`).
+        """
         values: dict[Path, np.ndarray] = {}
         flipped: dict[Path, np.ndarray] = {}
         shas: dict[Path, str] = {}
         errors: dict[Path, str] = {}
+        stored: list[Path] = []  # in the store now, kept or not
         pending: list[tuple[Path, str, np.ndarray]] = []
         bar = ProgressBar(len(paths), label, enabled=self.progress)
 
@@ -117,11 +124,14 @@ class FeatureExtractor:
             out = self.run_base(batch)
             out_flip = self.run_base(batch[:, :, ::-1, :]) if flip else None
             for i, (path, sha, _) in enumerate(pending):
-                values[path] = out[i]
+                stored.append(path)
                 self.store.put(sha, False, out[i])
                 if out_flip is not None:
-                    flipped[path] = out_flip[i]
                     self.store.put(sha, True, out_flip[i])
+                if keep:
+                    values[path] = out[i]
+                    if out_flip is not None:
+                        flipped[path] = out_flip[i]
             bar.update(len(pending))
             pending.clear()
 
@@ -135,9 +145,11 @@ class FeatureExtractor:
             shas[path] = item.sha
             if item.picture is None:  # a hit: every feature asked for is in the store
                 assert item.cached is not None
-                values[path] = item.cached
-                if item.cached_flip is not None:
-                    flipped[path] = item.cached_flip
+                stored.append(path)
+                if keep:
+                    values[path] = item.cached
+                    if item.cached_flip is not None:
+                        flipped[path] = item.cached_flip
                 bar.update()
                 continue
             pending.append((path, item.sha, item.picture))
@@ -145,12 +157,15 @@ class FeatureExtractor:
                 flush()
         flush()
         bar.close()
-        ok = [p for p in paths if p in values]
+        done = set(stored)
+        ok = [p for p in paths if p in done]
         empty = np.zeros((0, *self.feature_shape), dtype=np.float32)
         return Features(
             paths=ok,
-            values=np.stack([values[p] for p in ok]) if ok else empty,
-            flipped=(np.stack([flipped[p] for p in ok]) if ok else empty) if flip else None,
+            values=np.stack([values[p] for p in ok]) if ok and keep else empty,
+            flipped=(np.stack([flipped[p] for p in ok]) if ok and keep else empty)
+            if flip
+            else None,
             file_sha256=[shas[p] for p in ok],
             errors=errors,
         )

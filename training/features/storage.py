@@ -25,7 +25,7 @@ def is_uri(location: str | Path) -> bool:
 
 
 class Storage:
-    """`read`, `write_atomic`, `list_files` and `exists` under one root (a path or a URI)."""
+    """`read`, `write_atomic`, `list_files`, `exists` and `size` under one root (a path or a URI)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(root)
@@ -61,6 +61,18 @@ class Storage:
         from pyarrow import fs as pafs
 
         return bool(self._fs.get_file_info(path).type == pafs.FileType.File)
+
+    def size(self, path: str) -> int | None:
+        """The size in bytes of the file at `path`, or None when there is none."""
+        if self._fs is None:
+            try:
+                return os.stat(path).st_size
+            except OSError:
+                return None
+        from pyarrow import fs as pafs
+
+        info = self._fs.get_file_info(path)
+        return int(info.size) if info.type == pafs.FileType.File else None
 
     def write_atomic(self, path: str, data: bytes) -> None:
         """Write under a temporary name, then rename: a reader sees all of it or nothing.

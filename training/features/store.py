@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from training.disk_space import disk_full_message, is_disk_full
 from training.features.storage import Storage
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "VGGSVC_FEATURE_CACHE_DIR"
 # The name before the VGGSVC_* family; read, with a warning, until the next release.
@@ -94,6 +98,12 @@ class FeatureStore:
         """The stored features, or None when absent or not a whole array of the right shape."""
         try:
             data = self.storage.read(self.location(sha, flipped))
+            header = self._header()
+            if len(data) == self.entry_size() and data.startswith(header):
+                # What `put` writes: the values follow a known header. Parsing the header
+                # (np.load) costs 5x the read itself, and training reads every entry per epoch.
+                flat = np.frombuffer(data, dtype=np.float32, offset=len(header))
+                return flat.reshape(self.feature_shape)
             value = np.load(io.BytesIO(data), allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None
@@ -103,9 +113,47 @@ class FeatureStore:
         value = np.asarray(value, dtype=np.float32)
         if value.shape != self.feature_shape:
             raise ValueError(f"features of shape {value.shape}, store holds {self.feature_shape}")
+        if self.__dict__.get("_full"):
+            return
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
-        self.storage.write_atomic(self.location(sha, flipped), buf.getvalue())
+        self._write(self.location(sha, flipped), buf.getvalue())
+
+    @property
+    def full(self) -> bool:
+        """Whether a write found the disk full (in this process), so caching stopped."""
+        return bool(self.__dict__.get("_full"))
+
+    def _write(self, where: str, data: bytes) -> None:
+        """Write, unless the cache's disk is full: then warn once and stop caching.
+
+        The cache only saves time; a full disk under it must not fail the job
+        (the features are still computed and used, just not kept).
+        """
+        try:
+            self.storage.write_atomic(where, data)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.__dict__["_full"] = True
+            log.warning(
+                "the feature cache is full (%s); going on without caching: %s",
+                disk_full_message(exc, self.root),
+                self.root,
+            )
+
+    def _header(self) -> bytes:
+        """The `.npy` header `put` writes before the values (the same for every entry)."""
+        if "_header_bytes" not in self.__dict__:
+            buf = io.BytesIO()
+            np.save(buf, np.zeros(self.feature_shape, np.float32), allow_pickle=False)
+            values = 4 * int(np.prod(self.feature_shape))
+            self.__dict__["_header_bytes"] = buf.getvalue()[:-values] if values else buf.getvalue()
+        return bytes(self.__dict__["_header_bytes"])
+
+    def entry_size(self) -> int:
+        """The bytes of one whole stored entry (`.npy` header and float32 values)."""
+        return len(self._header()) + 4 * int(np.prod(self.feature_shape))
 
     def has_all(self, sha: str, flip: bool) -> bool:
         """Whether the features (and, with `flip`, the mirrored ones) are stored and whole."""
@@ -116,4 +164,4 @@ class FeatureStore:
         where = self.storage.path(self.namespace, KEY_FILE)
         if not self.storage.exists(where):
             text = json.dumps({"parts": self.key_parts, "shape": self.feature_shape}, indent=2)
-            self.storage.write_atomic(where, text.encode())
+            self._write(where, text.encode())

@@ -231,6 +231,37 @@ def _metrics(meta: ModelMetadata, pictures: frozenset[str]) -> list[str]:
     return lines
 
 
+def _unknown(meta: ModelMetadata) -> list[str]:
+    """The out-of-distribution scorer: what it computes, its threshold and calibration."""
+    record = meta.unknown
+    if record is None:
+        return [
+            "## Unknown pictures",
+            "",
+            "This version has no unknown score: it answers one of its classes for any "
+            "picture, however unlike its training photos, and cannot explain its answers.",
+        ]
+    cal = record.calibration
+    flagged = cal.get("flagged")
+    lines = [
+        "## Unknown pictures",
+        "",
+        f"Every answer carries an `unknown_score` ({record.method}: {record.representation}; "
+        "higher means less like the training photos) and `unknown` (the score is above "
+        f"**{record.threshold:.6g}**).",
+        "",
+        f"- Threshold calibrated on the {cal.get('photos', '?')} {cal.get('split', 'validation')} "
+        f"photos to flag {_pct(float(cal.get('target_flagged', 0.0)))} of them"
+        + (f" (flags {_pct(float(flagged))})." if flagged is not None else "."),
+        "- How well it tells pictures of other things apart depends on what they are: "
+        "measure it on your own with `python -m training evaluate --model M --data D "
+        "--ood OTHER_PICTURES` (AUROC and the share flagged at this threshold).",
+        "- `POST /explain` and `:explain` draw which part of a picture drove an answer "
+        "(Grad-CAM on the last convolution of the cut).",
+    ]
+    return lines
+
+
 def _how_trained(meta: ModelMetadata, pictures: frozenset[str]) -> list[str]:
     training = meta.training or {}
     hyper = training.get("hyperparameters") or {}
@@ -343,6 +374,7 @@ def render_model_card(meta: ModelMetadata, pictures: frozenset[str] = PICTURES) 
         _data(meta),
         _weights_and_architecture(meta),
         _metrics(meta, pictures),
+        _unknown(meta),
         ["## Limitations", "", *[f"- {note}" for note in notes]],
         _how_trained(meta, pictures),
         _gate(meta),
