@@ -21,6 +21,14 @@ OUTPUT_NAME = "probabilities"
 OUTPUT_DTYPE = "float32"
 
 SIGNATURES = (SERVING_SIGNATURE, BYTES_SIGNATURE)
+
+# A split version (modelstore.base_identity) also has `features` in the whole SavedModel:
+# uint8 `images` -> float32 `features` (preprocessing + frozen base up to its cut layer),
+# and a head-only SavedModel whose `serving_default` takes `features` (plus
+# `mirror_features` for a head that averages mirror images) -> `probabilities`.
+FEATURES_SIGNATURE = "features"
+FEATURES_NAME = "features"
+MIRROR_FEATURES_NAME = "mirror_features"
 INPUT_NAMES = (INPUT_NAME, BYTES_INPUT_NAME)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelstore.base_identity import BaseIdentity, HeadRecord
 from modelstore.unknown import UnknownRecord
 
 METADATA_FILE = "metadata.json"
@@ -106,6 +107,10 @@ class ModelMetadata(BaseModel):
     history: dict[str, list[float]] | None = None
     gate: dict[str, Any] | None = None
     int8: Int8Record | None = None
+    # What identifies the frozen base, and the head-only artifact (modelstore.base_identity):
+    # versions with equal identities may share one loaded base. Absent: served whole.
+    base_identity: BaseIdentity | None = None
+    head: HeadRecord | None = None
     # The out-of-distribution scorer (modelstore.unknown); None: a version without one.
     unknown: UnknownRecord | None = None
 

@@ -39,7 +39,9 @@ def build_repository(settings: Settings, runtime: Runtime, metrics: Metrics) -> 
         max_delay_s=settings.max_batch_delay_ms / 1000.0,
         max_queue=settings.max_queue,
     )
-    return ModelRepository(settings.models_dir, runtime, batching, settings.pins, metrics)
+    return ModelRepository(
+        settings.models_dir, runtime, batching, settings.pins, metrics, settings.share_base
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from service.batcher import DynamicBatcher
 from service.load_progress import LoadProgress, warm_up_step
 from service.telemetry import Metrics
 from service.unknown_outputs import packed_predict, packed_width
+
+if TYPE_CHECKING:  # a shared-base version (service.shared_base) reads the same
+    from modelstore.split_loader import PublishedHead
+    from service.base_batcher import HeadQueue
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +41,17 @@ class BatchingConfig:
 
 @dataclass
 class ModelVersion:
-    """A version ready to serve; `batcher` runs its model calls on one worker thread."""
+    """A version ready to serve; `batcher` runs its model calls on one worker thread.
 
-    model: PublishedModel
-    batcher: DynamicBatcher
+    Served `whole` (its own SavedModel and batcher) or on a `shared-base` (its head on
+    the base `base`, whose batcher serves every version on that base).
+    """
+
+    model: PublishedModel | PublishedHead
+    batcher: DynamicBatcher | HeadQueue
+    served: Literal["whole", "shared-base"] = "whole"
+    base: str | None = None  # the shared base's identity key
+    whole_reason: str | None = None  # why a version is served whole, when sharing is on
     _refs: int = 0
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)

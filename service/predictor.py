@@ -9,6 +9,7 @@ TensorFlow either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from service.json_body import parse_json
 from service.model_version import ModelVersion
 from service.repository import ModelRepository
 from service.settings import Settings
+from service.shared_base import predict_together
 from service.telemetry import Metrics
 from service.unknown_outputs import unpack
 
@@ -134,6 +136,33 @@ class Predictor:
             images = await self.decode(items, model.image_size)
             return await self._run(model, images)
 
+    def model_names(self, text: str) -> list[str]:
+        """`"a, b,a"` -> `["a", "b"]` (order kept, repeats dropped); 422 empty, 413 too many."""
+        names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        if not names:
+            raise Unprocessable("'models' names no model; send models=a,b,c")
+        limit = self.settings.max_models_per_request
+        if len(names) > limit:
+            raise PayloadTooLarge(f"{len(names)} models in one request; the limit is {limit}")
+        return names
+
+    async def predict_many(
+        self, names: Sequence[str], items: Sequence[ImageInput]
+    ) -> list[Prediction]:
+        """Every named model (its latest version) on every image, in the order named.
+
+        Images are decoded once per input size; models on one shared base run as one
+        job of its batcher, so each image goes through that base once for all of them.
+        """
+        self.check_count(len(items))
+        with contextlib.ExitStack() as leases:
+            models = [leases.enter_context(self.repository.lease(name)) for name in names]
+            images = {}
+            for size in sorted({model.image_size for model in models}):
+                images[size] = await self.decode(items, size)
+            probs = await predict_together(models, images, self.settings.request_timeout_s)
+        return [self._record(model, p) for model, p in zip(models, probs, strict=True)]
+
     async def predict_arrays(
         self, name: str, version: int | None, images: np.ndarray
     ) -> Prediction:
@@ -150,6 +179,9 @@ class Predictor:
 
     async def _run(self, model: ModelVersion, images: np.ndarray) -> Prediction:
         rows = await model.batcher.predict(images, self.settings.request_timeout_s)
+        return self._record(model, rows)
+
+    def _record(self, model: ModelVersion, rows: np.ndarray) -> Prediction:
         probs, unknown_scores = unpack(model.model, rows)
         best = probs.argmax(axis=1)
         for row, index in zip(probs, best, strict=True):

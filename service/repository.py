@@ -25,6 +25,7 @@ from modelstore.runtime import PrecisionUnavailableError, Runtime
 from service.errors import ModelNotFound, NotReady, PrecisionConflict
 from service.load_progress import LoadProgress, LoadState
 from service.model_version import BatchingConfig, ModelVersion, load_model_version
+from service.shared_base import BaseRegistry
 from service.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ class ModelRepository:
         batching: BatchingConfig,
         pins: dict[str, set[int]] | None = None,
         metrics: Metrics | None = None,
+        share_base: bool = True,
     ) -> None:
         self.models_dir = Path(models_dir)
+        # Versions with the same frozen base run on one loaded base (service.shared_base).
+        self.bases = BaseRegistry(runtime, batching, metrics) if share_base else None
         self.runtime = runtime
         self._batching = batching
         self._pins = pins or {}
@@ -218,9 +222,18 @@ class ModelRepository:
         try:
             # On success the entry is dropped by _swap_in, under the same lock that makes
             # the version visible: a reader never sees it neither loading nor loaded.
-            return load_model_version(
+            shared, why_whole = (
+                self.bases.load_version(name, version, path, progress)
+                if self.bases is not None
+                else (None, None)
+            )
+            if shared is not None:
+                return shared
+            model = load_model_version(
                 name, version, path, self.runtime, self._batching, self._metrics, progress
             )
+            model.whole_reason = why_whole
+            return model
         except InvalidModelError as exc:
             reason = str(exc)
         except PrecisionUnavailableError as exc:

@@ -35,6 +35,33 @@ class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
 
 
+class MultiPredictResponse(BaseModel):
+    """`/predict?models=a,b`: one answer per model named, in the order asked."""
+
+    results: list[PredictResponse]
+
+
+class VersionServing(BaseModel):
+    """How one loaded version runs."""
+
+    version: int
+    served: Literal["shared-base", "whole"] = Field(
+        description="shared-base: its head on a base shared with every version of the same "
+        "base identity; whole: its own complete SavedModel"
+    )
+    base: str | None = Field(None, description="the shared base's identity key")
+    whole_reason: str | None = Field(None, description="why it is served whole")
+
+
+class SharedBaseInfo(BaseModel):
+    """A loaded shared base and the versions running on it."""
+
+    base: str
+    identity: dict[str, Any]
+    loaded_from: str = Field(description="the version folder its weights were loaded from")
+    versions: list[str] = Field(description="name:version of each version on it")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int
@@ -44,6 +71,10 @@ class ModelInfo(BaseModel):
     device: str
     precision: str = Field(description="fp32, bf16, fp16 or int8: what the runtime computes in")
     base_weights: dict[str, Any] | None
+    served: Literal["shared-base", "whole"] = Field(
+        "whole", description="how the latest version runs (see `serving` for each version)"
+    )
+    serving: list[VersionServing] = []
     unknown_scorer: dict[str, Any] | None = Field(
         None,
         description="method, threshold and calibration of the version's unknown score; "
@@ -75,6 +106,9 @@ class ModelsResponse(BaseModel):
     )
     scanned: bool = Field(
         True, description="false until the first scan of the models folder has finished"
+    )
+    shared_bases: list[SharedBaseInfo] = Field(
+        [], description="bases loaded once and shared by several versions"
     )
 
 

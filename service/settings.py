@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         5.0, ge=0.0, description="seconds between model directory scans; 0 turns polling off"
     )
+    share_base: bool = Field(
+        True,
+        description="run versions whose frozen base is identical (same weights, cut layer, "
+        "input size) on one loaded base: one base pass per batch for all of them, each "
+        "version loads only its head; off: every version loads and runs whole",
+    )
     load_in_background: bool = Field(
         True,
         description="open the port at once and load models behind it (/readyz says 503 "
@@ -169,6 +175,9 @@ class Settings(BaseSettings):
         40_000_000, ge=1, description="width x height cap, checked before decoding (413)"
     )
     max_images_per_request: int = Field(64, ge=1, description="images per request (413)")
+    max_models_per_request: int = Field(
+        16, ge=1, description="models named in one /predict?models=a,b,c request (413)"
+    )
     decode_threads: int = Field(2, ge=1, description="threads decoding images")
 
     # ---- TensorFlow threading and GPU memory ------------------------------------------

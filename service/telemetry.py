@@ -118,6 +118,32 @@ class Metrics:
             buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
+        # Shared bases (service.shared_base): one base pass serves every head of the batch;
+        # head calls / base passes is the saving.
+        self.base_passes = Counter(
+            "vggsvc_base_passes",
+            "Calls of a shared base (one per batch chunk), by base identity.",
+            ["base"],
+            registry=r,
+        )
+        self.base_images = Counter(
+            "vggsvc_base_images",
+            "Pictures through a shared base (mirror images included), by base identity.",
+            ["base"],
+            registry=r,
+        )
+        self.head_calls = Counter(
+            "vggsvc_head_calls",
+            "Head calls on a shared base's features, by base identity.",
+            ["base"],
+            registry=r,
+        )
+        self.base_heads = Gauge(
+            "vggsvc_base_heads",
+            "Model versions served on each loaded shared base.",
+            ["base"],
+            registry=r,
+        )
         # For alerts: "not ready" and "queue near full" (depth / capacity).
         self.ready = Gauge("vggsvc_ready", "1 while /readyz answers 200, else 0.", registry=r)
         self.queue_capacity = Gauge(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from modelstore.loader import PublishedModel
+from modelstore.split_loader import PublishedHead
 from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_LABEL, UNKNOWN_SCORE_NAME
 
 
@@ -36,21 +37,23 @@ def packed_width(model: PublishedModel) -> int:
     return len(model.labels) + (1 if model.beyond is not None else 0)
 
 
-def unpack(model: PublishedModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def unpack(
+    model: PublishedModel | PublishedHead, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
     """`packed_predict`'s rows -> probabilities and unknown scores (None: no scorer)."""
     if model.beyond is None:
         return rows, None
     return rows[:, :-1], rows[:, -1]
 
 
-def flags(model: PublishedModel, scores: np.ndarray | None) -> np.ndarray | None:
+def flags(model: PublishedModel | PublishedHead, scores: np.ndarray | None) -> np.ndarray | None:
     """True where a score is above the version's calibrated threshold."""
     if scores is None or model.beyond is None:
         return None
     return np.asarray(scores > model.beyond.threshold)
 
 
-def unknown_fields(model: PublishedModel, score: float | None) -> dict[str, Any]:
+def unknown_fields(model: PublishedModel | PublishedHead, score: float | None) -> dict[str, Any]:
     """`{"unknown_score": s, "unknown": bool}` of one image; nulls without a scorer."""
     if score is None or model.beyond is None:
         return {UNKNOWN_SCORE_NAME: None, UNKNOWN_FLAG_NAME: None}
@@ -65,7 +68,7 @@ def answer_label(best_label: str, fields: dict[str, Any], abstain: bool) -> str:
     return UNKNOWN_LABEL if abstain and fields[UNKNOWN_FLAG_NAME] else best_label
 
 
-def scorer_summary(model: PublishedModel) -> dict[str, Any] | None:
+def scorer_summary(model: PublishedModel | PublishedHead) -> dict[str, Any] | None:
     """What /models says of a version's scorer; None when it has none."""
     if model.beyond is None:
         return None

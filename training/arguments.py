@@ -113,10 +113,20 @@ def _models_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="model repository")
 
 
-def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
-    )
+def _model_arg(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:  # a list, in the order given
+        p.add_argument(
+            "--model",
+            required=True,
+            type=Path,
+            action="append",
+            help="models/NAME (latest) or models/NAME/N; repeat it to score with several "
+            "models (models on one frozen base run it once per batch)",
+        )
+    else:
+        p.add_argument(
+            "--model", required=True, type=Path, help="models/NAME (latest) or models/NAME/N"
+        )
     # Not fit's setting: a published model can also run its int8 artifact.
     p.add_argument(
         "--precision",
@@ -241,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score files and folders; unreadable files give an error line. "
         "With --engine ray: also storage prefixes (s3://...), into sharded JSONL under --output.",
     )
-    _model_arg(p)
+    _model_arg(p, several=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or URIs (ray)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="pictures per model call")
     add_settings(p, ["engine", "ray_address", "ray_actors"])

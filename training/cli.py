@@ -62,10 +62,12 @@ def _check_before_tensorflow(args: argparse.Namespace) -> None:
         preflight.check_fit(args.data, args.name, args.models_dir, cfg.valid_split, cfg.seed)
         if args.keep_versions:
             parse_pins(os.environ.get(PINNED_ENV, ""))  # a malformed list fails now
-    elif args.command in ("evaluate", "predict"):
+    elif args.command == "evaluate":
         preflight.check_model_path(args.model)
-        if args.command == "predict":
-            commands.check_predict_output(args.engine, args.output)
+    elif args.command == "predict":
+        for model in args.model:  # --model may be repeated
+            preflight.check_model_path(model)
+        commands.check_predict_output(args.engine, args.output, len(args.model))
     elif args.command == "prune":
         parse_pins(args.pinned)
     elif args.command == "export-imagenet":

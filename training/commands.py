@@ -68,21 +68,24 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_predict_output(engine: str, output: str | None) -> None:
-    """--output goes with --engine ray, and only there (checked before any work)."""
+def check_predict_output(engine: str, output: str | None, models: int = 1) -> None:
+    """--output goes with --engine ray, and only there; ray scores with one model
+    (checked before any work)."""
     if engine == "ray" and output is None:
         raise ValueError("--engine ray writes sharded JSONL files: give --output FOLDER")
+    if engine == "ray" and models > 1:
+        raise ValueError("--engine ray scores with one --model at a time")
     if engine == "local" and output is not None:
         raise ValueError("--output is for --engine ray; the local engine writes to stdout")
 
 
 def predict(args: argparse.Namespace) -> int:
-    check_predict_output(args.engine, args.output)
+    check_predict_output(args.engine, args.output, len(args.model))
     if args.engine == "ray":
         from training.cluster.scoring import score_with_ray
 
         summary = score_with_ray(
-            args.model,
+            args.model[0],
             args.paths,
             args.output,
             args.batch_size,
@@ -99,10 +102,26 @@ def predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    if len(args.model) > 1:
+        from training.predict_many import predict_many_to_stream
+
+        scored, failed = predict_many_to_stream(
+            args.model,
+            [Path(p) for p in args.paths],
+            sys.stdout,
+            args.batch_size,
+            progress=not args.quiet,
+            precision=args.precision,
+        )
+        print(
+            f"scored {scored} file(s) with {len(args.model)} models, {failed} unreadable",
+            file=sys.stderr,
+        )
+        return 0
     from training.predict import predict_to_stream
 
     scored, failed = predict_to_stream(
-        args.model,
+        args.model[0],
         [Path(p) for p in args.paths],
         sys.stdout,
         args.batch_size,

@@ -7,6 +7,10 @@
   It decodes and resizes with TensorFlow's ops, which differ slightly from
   Pillow's; our own service always decodes with `imaging.load_image` and calls
   `serving_default`.
+- `features` (a classifier made by `build_classifier` only): `images` -> the frozen
+  base's `features`; with the head-only SavedModel in `head/` and the base's
+  identity in metadata.json, a server runs one base for many heads
+  (`training.head_export`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tensorflow as tf
 from modelstore.contract import (
     BYTES_INPUT_NAME,
     BYTES_SIGNATURE,
+    FEATURES_SIGNATURE,
     INPUT_NAME,
     OUTPUT_NAME,
     SERVING_SIGNATURE,
@@ -28,6 +33,7 @@ from modelstore.contract import (
 )
 from modelstore.layout import Draft, reserve_version
 from modelstore.metadata import BaseWeightsRecord, ModelMetadata, package_version, write_metadata
+from training.head_export import classifier_parts, export_parts, features_function
 from training.reports.model_card import write_model_card
 
 
@@ -43,8 +49,11 @@ def _decode_for_graph(image_size: int) -> Any:
 
 def write_savedmodel(
     model: keras.Model, path: Path, image_size: int, extra: tf.Module | None = None
-) -> None:
-    """Write `model` (uint8 images -> probabilities) as a SavedModel with both signatures.
+) -> dict[str, Any]:
+    """Write `model` (uint8 images -> probabilities) as a SavedModel with its signatures.
+
+    Returns the metadata fields of the split (`base_identity`, `head`), empty for a
+    model that is served whole only; pass them on to `new_metadata`.
 
     `extra`: a module whose `signatures()` adds signatures beside these two (the
     unknown score and the explanation, `training.unknown.ExtraSignatures`).
@@ -84,7 +93,11 @@ def write_savedmodel(
     if extra is not None:
         module.extra = extra
         signatures.update(extra.signatures())
+    parts = classifier_parts(model)
+    if parts is not None:
+        module.features = signatures[FEATURES_SIGNATURE] = features_function(parts, image_size)
     tf.saved_model.save(module, str(path), signatures=signatures)
+    return export_parts(parts, path, image_size) if parts is not None else {}
 
 
 def new_metadata(
@@ -129,8 +142,8 @@ def publish_classifier(
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels")
     with reserve_version(Path(models_dir), name) as draft:
-        write_savedmodel(model, draft.path, image_size)
-        metadata = new_metadata(draft, labels, image_size, base_weights, **fields)
+        split = write_savedmodel(model, draft.path, image_size)
+        metadata = new_metadata(draft, labels, image_size, base_weights, **split, **fields)
         write_model_card(draft.path, metadata)
         write_metadata(draft.path, metadata)
     return draft

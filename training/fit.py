@@ -470,7 +470,7 @@ def fit(
             data.valid.paths,
             [data.classes[i] for i in data.valid.labels],
         )
-        write_savedmodel(classifier, draft.path, size, extra=extra)
+        split = write_savedmodel(classifier, draft.path, size, extra=extra)  # + head/
         int8 = (
             export_int8(
                 draft.path, data.train.paths, data.valid.paths, data.valid.labels, size, cfg.seed
@@ -497,6 +497,7 @@ def fit(
             history=history,
             gate=gate_report,
             int8=int8,
+            **split,
             unknown=scorer.record(),
         )
         metadata.signatures.update(unknown_signature_summary(size, len(data.classes)))

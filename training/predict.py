@@ -25,6 +25,7 @@ import numpy as np
 from imaging import ImageError, load_image
 from modelstore.loader import PublishedModel, load_published
 from modelstore.runtime import configure_runtime
+from modelstore.split_loader import PublishedHead
 from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME
 from training.progress import ProgressBar
 
@@ -92,7 +93,10 @@ def iter_files(inputs: Iterable[Path]) -> Iterator[Path]:
 
 
 def score_record(
-    path: object, probs: np.ndarray, model: PublishedModel, unknown_score: float | None = None
+    path: object,
+    probs: np.ndarray,
+    model: PublishedModel | PublishedHead,
+    unknown_score: float | None = None,
 ) -> dict[str, object]:
     """The JSON record of one scored image (both engines write exactly this)."""
     # `scores` is keyed by label, except for models with a class index (ImageNet): two of

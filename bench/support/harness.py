@@ -47,16 +47,28 @@ def export_tiny(
     seed: int = 0,
     width: int = 8,
     head: str = "gap",
+    head_seed: int | None = None,
+    flip_tta: bool = False,
+    base_layer: str = "block5_pool",
     **fields: Any,
 ) -> Path:
-    """Publish a VGG16 classifier with random weights (real graph, real export); its path."""
+    """Publish a VGG16 classifier with random weights (real graph, real export); its path.
+
+    `seed` makes the base (and, unless `head_seed` is given, the head): exports with
+    the same `seed` and different `head_seed`s are different heads on one base.
+    """
+    import keras
+
     from training.export import publish_classifier
-    from training.model import build_base, build_classifier, build_head
+    from training.model import build_base, build_classifier, build_head, truncate_base
 
     labels = labels or ["car", "truck"]
-    base, weights = build_base("none", size, seed=seed)
+    full, weights = build_base("none", size, seed=seed)
+    base = truncate_base(full, base_layer)
+    if head_seed is not None:
+        keras.utils.set_random_seed(head_seed)
     top = build_head(base.output_shape[1:], len(labels), kind=head, width=width, dropout=0.0)
-    model = build_classifier(base, top, size)
+    model = build_classifier(base, top, size, flip_tta=flip_tta)
     draft = publish_classifier(model, models_dir, name, labels, size, weights.to_dict(), **fields)
     return draft.final_path
 

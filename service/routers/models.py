@@ -29,6 +29,16 @@ async def list_models(repository: RepositoryDep, state: StateDep) -> dict[str, A
                 "device": latest.device,
                 "precision": latest.precision,
                 "base_weights": latest.metadata.base_weights.model_dump(),
+                "served": latest.served,
+                "serving": [
+                    {
+                        "version": m.version,
+                        "served": m.served,
+                        "base": m.base,
+                        "whole_reason": m.whole_reason,
+                    }
+                    for m in repository.versions(name)
+                ],
                 "unknown_scorer": scorer_summary(latest.model),
             }
         )
@@ -37,4 +47,5 @@ async def list_models(repository: RepositoryDep, state: StateDep) -> dict[str, A
         "models": models,
         "loading": [dataclasses.asdict(s) for s in repository.load_states()],
         "scanned": repository.scanned,
+        "shared_bases": repository.bases.describe() if repository.bases is not None else [],
     }

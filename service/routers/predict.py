@@ -1,4 +1,4 @@
-"""POST /predict and POST /decode_predictions."""
+"""POST /predict and POST /decode_predictions (one model, or several with `models=a,b,c`)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from service.errors import Unprocessable
 from service.native_codec import media_type, parse_scores, prediction_body, read_images
 from service.openapi_bodies import DECODE_PREDICTIONS_BODY, IMAGE_BODY
 from service.predictor import Prediction
 from service.routers.params import one_value_per_parameter
-from service.schemas import ERRORS, PredictResponse
+from service.schemas import ERRORS, MultiPredictResponse, PredictResponse
 from service.state import PredictorDep, StateDep
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(one_value_per_parameter)])
 
 ModelQuery = Annotated[
     str | None, Query(description="model name; the configured default when left out")
+]
+ModelsQuery = Annotated[
+    str | None,
+    Query(
+        description="several model names, comma-separated (instead of `model`): each answers "
+        "every image; models on one shared base cost one base pass per image",
+        examples=["car_truck,vgg16_imagenet"],
+    ),
 ]
 AbstainQuery = Annotated[
     bool,
@@ -40,7 +49,24 @@ async def _predict(
     model: str | None,
     top: int | None,
     abstain: bool = False,
+    models: str | None = None,
 ) -> dict[str, Any]:
+    if models is not None:
+        if model is not None:
+            # 422, not 400: the request is well formed, its two parameters disagree.
+            raise Unprocessable("send either 'model' or 'models', not both")
+        names = predictor.model_names(models)
+        items = await read_images(request, state.settings.max_images_per_request)
+        results = await predictor.predict_many(names, items)
+        response.headers["X-Model-Name"] = ",".join(r.model.name for r in results)
+        response.headers["X-Model-Version"] = ",".join(str(r.model.version) for r in results)
+        filenames = [item.filename for item in items]
+        return {
+            "results": [
+                prediction_body(r.model, r.probabilities, filenames, top, r.unknown_scores, abstain)
+                for r in results
+            ]
+        }
     items = await read_images(request, state.settings.max_images_per_request)
     result: Prediction = await predictor.predict_images(state.model_for(model), None, items)
     _model_headers(response, result.model.name, result.model.version)
@@ -54,7 +80,12 @@ async def _predict(
     )
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
+@router.post(
+    "/predict",
+    response_model=PredictResponse | MultiPredictResponse,
+    responses=ERRORS,
+    openapi_extra=IMAGE_BODY,
+)
 async def predict(
     request: Request,
     response: Response,
@@ -62,14 +93,16 @@ async def predict(
     state: StateDep,
     model: ModelQuery = None,
     abstain: AbstainQuery = False,
+    models: ModelsQuery = None,
 ) -> dict[str, Any]:
-    """Every class with its score, best first, and the unknown score, for each image."""
-    return await _predict(request, response, predictor, state, model, None, abstain)
+    """Every class with its score, best first, and the unknown score, for each image
+    (per model with `models`)."""
+    return await _predict(request, response, predictor, state, model, None, abstain, models)
 
 
 @router.post(
     "/decode_predictions",
-    response_model=PredictResponse,
+    response_model=PredictResponse | MultiPredictResponse,
     responses=ERRORS,
     openapi_extra=DECODE_PREDICTIONS_BODY,
 )
@@ -80,13 +113,17 @@ async def decode_predictions(
     state: StateDep,
     model: ModelQuery = None,
     top: Annotated[int, Query(ge=1, description="classes per image")] = 5,
+    models: ModelsQuery = None,
 ) -> dict[str, Any]:
     """Top-K classes per image, like `keras.applications...decode_predictions`.
 
-    Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores.
+    Also takes JSON `{"predictions": [[score, ...], ...]}` and decodes those scores
+    (for one model: scores belong to one model's classes).
     """
     if media_type(request) != "application/json":
-        return await _predict(request, response, predictor, state, model, top)
+        return await _predict(request, response, predictor, state, model, top, models=models)
+    if models is not None:
+        raise Unprocessable("decoding sent scores takes one 'model', not 'models'")
     model_version = predictor.repository.get(state.model_for(model))
     scores = await predictor.parse_body(
         await request.body(),

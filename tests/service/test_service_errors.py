@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from imaging.decode import load_image
 from modelstore.loader import PublishedModel
+from modelstore.split_loader import LoadedBase
 from service import predictor as predictor_module
 from service.app import create_app
 from service.middleware import BodyLimitMiddleware
@@ -62,11 +63,15 @@ class ModelCalls:
 
 @pytest.fixture
 def model_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelCalls]:
-    """Hold or fail the real model's calls on request; warm-up and normal calls run as is."""
-    calls = ModelCalls()
-    real = PublishedModel.predict
+    """Hold or fail the real model's calls on request; warm-up and normal calls run as is.
 
-    def predict(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
+    A model call is a whole model's `predict`, or a shared base's `features` (the
+    pictures' pass through the base that its versions' heads then read).
+    """
+    calls = ModelCalls()
+    real_whole, real_base = PublishedModel.predict, LoadedBase.features
+
+    def predict(self: PublishedModel | LoadedBase, pictures: np.ndarray) -> np.ndarray:
         if calls.watch:
             calls.batches.append([picture.tobytes() for picture in pictures])
         if calls.fail:
@@ -76,10 +81,13 @@ def model_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelCalls]:
         if calls.hold:
             calls.entered.set()
             calls.release.wait(60)
-        return real(self, pictures)
+        if isinstance(self, LoadedBase):
+            return real_base(self, pictures)
+        return real_whole(self, pictures)
 
-    # Patched on the class before an app loads its model: the batcher keeps this method.
+    # Patched on the classes before an app loads its model: the batcher keeps the method.
     monkeypatch.setattr(PublishedModel, "predict", predict)
+    monkeypatch.setattr(LoadedBase, "features", predict)
     yield calls
     calls.release.set()  # never leave a worker thread blocked
 

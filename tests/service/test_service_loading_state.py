@@ -49,7 +49,9 @@ def test_models_reports_warm_up_step_while_loading(
 ) -> None:
     reached, release = held_warm_up
     caplog.set_level(logging.INFO, logger="service.load_progress")
-    settings = make_settings(fresh_dir, load_in_background=True)  # buckets [1, 4]
+    # The steps of a version loaded whole (a shared base's are "loading the base ...",
+    # "base: warm-up batch ...", then the head's warm-up).
+    settings = make_settings(fresh_dir, load_in_background=True, share_base=False)
     with TestClient(create_app(settings)) as client:
         try:
             assert reached.wait(60), "the warm-up never reached batch 4"
