@@ -72,6 +72,11 @@ class HeadRecord(BaseModel):
         description="the head also takes each picture's mirror-image features and "
         "averages the two answers (test-time flip augmentation)",
     )
+    unknown_signature: str | None = Field(
+        None,
+        description="the head SavedModel's signature that also answers the unknown score "
+        "(features -> probabilities, unknown_score, unknown); None: the head has no scorer",
+    )
 
 
 def weights_digest(arrays: list[tuple[str, object]]) -> str:

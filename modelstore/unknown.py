@@ -22,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 UNKNOWN_SIGNATURE = "predict_with_unknown"
+# The head-only SavedModel's counterpart (`head/`): cut features -> the same three outputs.
+HEAD_UNKNOWN_SIGNATURE = "head_with_unknown"
 UNKNOWN_SCORE_NAME = "unknown_score"
 UNKNOWN_FLAG_NAME = "unknown"
 EXPLAIN_SIGNATURE = "explain"

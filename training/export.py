@@ -97,7 +97,11 @@ def write_savedmodel(
     if parts is not None:
         module.features = signatures[FEATURES_SIGNATURE] = features_function(parts, image_size)
     tf.saved_model.save(module, str(path), signatures=signatures)
-    return export_parts(parts, path, image_size) if parts is not None else {}
+    if parts is None:
+        return {}
+    # The head-only export carries the unknown scorer too, so that such a version can
+    # also run on a shared base.
+    return export_parts(parts, path, image_size, getattr(extra, "scorer", None))
 
 
 def new_metadata(

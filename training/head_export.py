@@ -35,6 +35,8 @@ from modelstore.contract import (
     OUTPUT_NAME,
     SERVING_SIGNATURE,
 )
+from modelstore.unknown import HEAD_UNKNOWN_SIGNATURE, UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME
+from training.unknown import UnknownScorer, knn_distance, pooled
 
 # The layer names `build_classifier` and `build_head` give the parts.
 PREPROCESS_LAYER = "vgg_preprocess"
@@ -91,37 +93,70 @@ def features_function(parts: ClassifierParts, image_size: int) -> Any:
     return features
 
 
-def write_head_savedmodel(parts: ClassifierParts, folder: Path, feature_shape: list[int]) -> None:
+def write_head_savedmodel(
+    parts: ClassifierParts,
+    folder: Path,
+    feature_shape: list[int],
+    scorer: UnknownScorer | None = None,
+) -> None:
     """The head alone as a SavedModel: `features` [n, ...] -> `probabilities` [n, classes].
 
     A mirror head also takes `mirror_features` and averages the two answers exactly
-    as the whole model does (one head call on both halves, then their mean).
+    as the whole model does (one head call on both halves, then their mean). With a
+    `scorer`, `head_with_unknown` also answers `unknown_score` and `unknown`, scored on
+    the (unmirrored) features as `predict_with_unknown` scores them.
     """
     head = parts.head
     spec = tf.TensorSpec([None, *feature_shape], tf.float32, name=FEATURES_NAME)
-    if parts.mirror:
-        mirror_spec = tf.TensorSpec([None, *feature_shape], tf.float32, name=MIRROR_FEATURES_NAME)
+    mirror_spec = tf.TensorSpec([None, *feature_shape], tf.float32, name=MIRROR_FEATURES_NAME)
 
-        @tf.function(input_signature=[spec, mirror_spec])
-        def serve(features: tf.Tensor, mirror_features: tf.Tensor) -> dict[str, tf.Tensor]:
-            both = head(tf.concat([features, mirror_features], axis=0), training=False)
-            n = tf.shape(features)[0]
-            return {OUTPUT_NAME: (both[:n] + both[n:]) / 2.0}
-
-    else:
-
-        @tf.function(input_signature=[spec])
-        def serve(features: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {OUTPUT_NAME: head(features, training=False)}
+    def probabilities(features: tf.Tensor, mirror_features: tf.Tensor | None) -> tf.Tensor:
+        if mirror_features is None:
+            return head(features, training=False)
+        both = head(tf.concat([features, mirror_features], axis=0), training=False)
+        n = tf.shape(features)[0]
+        return (both[:n] + both[n:]) / 2.0
 
     module = tf.Module()
     module.head = head
+    specs = [spec, mirror_spec] if parts.mirror else [spec]
+
+    @tf.function(input_signature=specs)
+    def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_NAME: probabilities(inputs[0], inputs[1] if parts.mirror else None)}
+
     module.serve = serve
-    tf.saved_model.save(module, str(folder), signatures={SERVING_SIGNATURE: serve})
+    signatures = {SERVING_SIGNATURE: serve}
+    if scorer is not None:
+        module.bank = tf.Variable(scorer.bank, trainable=False, name="unknown_bank")
+        threshold = tf.constant(scorer.threshold, tf.float32)
+
+        @tf.function(input_signature=specs)
+        def serve_unknown(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            probs = probabilities(inputs[0], inputs[1] if parts.mirror else None)
+            score = knn_distance(pooled(inputs[0], scorer.pooling), module.bank, scorer.k)
+            return {
+                OUTPUT_NAME: probs,
+                UNKNOWN_SCORE_NAME: score,
+                UNKNOWN_FLAG_NAME: score > threshold,
+            }
+
+        module.serve_unknown = signatures[HEAD_UNKNOWN_SIGNATURE] = serve_unknown
+    tf.saved_model.save(module, str(folder), signatures=signatures)
 
 
-def export_parts(parts: ClassifierParts, version_dir: Path, image_size: int) -> dict[str, Any]:
+def export_parts(
+    parts: ClassifierParts,
+    version_dir: Path,
+    image_size: int,
+    scorer: UnknownScorer | None = None,
+) -> dict[str, Any]:
     """Write `head/` into the version folder; the metadata fields that describe the split."""
     identity = base_identity(parts, image_size)
-    write_head_savedmodel(parts, Path(version_dir) / HEAD_DIR, identity.feature_shape)
-    return {"base_identity": identity, "head": HeadRecord(path=HEAD_DIR, mirror=parts.mirror)}
+    write_head_savedmodel(parts, Path(version_dir) / HEAD_DIR, identity.feature_shape, scorer)
+    record = HeadRecord(
+        path=HEAD_DIR,
+        mirror=parts.mirror,
+        unknown_signature=HEAD_UNKNOWN_SIGNATURE if scorer is not None else None,
+    )
+    return {"base_identity": identity, "head": record}

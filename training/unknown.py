@@ -188,6 +188,7 @@ class ExtraSignatures(tf.Module):
         super().__init__(name="beyond_the_label")
         self.image_size = image_size
         self.flip_tta = flip_tta
+        self.scorer = scorer  # also exported with the head alone (`training.head_export`)
         self.base, self.head = base, head
         self.preprocess = VGGPreprocess(name="vgg_preprocess_unknown")
         self.bank = tf.Variable(scorer.bank, trainable=False, name="unknown_bank")
