@@ -8,6 +8,11 @@ every other version of that identity loads only its head-only SavedModel, a few
 kB to MB instead of the base's ~60 MB. Their complete SavedModel is only parsed
 (not loaded) to check that it keeps the export contract, so a damaged export is
 refused as it would be when served whole.
+
+A version fitted with an unknown scorer runs split when its head export carries
+the scorer (`HeadRecord.unknown_signature`, `head_with_unknown`): the head then
+answers the probabilities and the unknown score from the base's features. Older
+exports, whose head has no such signature, are served whole.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from modelstore.contract import (
 from modelstore.layout import resolve_model_path
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
 from modelstore.runtime import Runtime
+from modelstore.unknown import UNKNOWN_SCORE_NAME
+from modelstore.unknown_signatures import HeadScorer, load_head_scorer
 
 # Precisions the split parts run in: TensorFlow's graph rewriter applies to them as to a
 # whole model. Anything else (a separate int8 artifact) is served whole.
@@ -43,8 +50,8 @@ def split_refusal(meta: ModelMetadata, precision: str) -> str | None:
     """Why this version cannot run as base + head (None: it can)."""
     if meta.base_identity is None or meta.head is None:
         return "its export records no base identity and head (exported whole only)"
-    if getattr(meta, "unknown", None) is not None:
-        return "its unknown score is computed inside the complete SavedModel"
+    if meta.unknown is not None and not meta.head.unknown_signature:
+        return "its head export has no unknown-score signature (the score needs the whole model)"
     if meta.base_identity.image_size != meta.image_size:
         return "its base identity's input size differs from the model's"
     if precision not in SPLIT_PRECISIONS:
@@ -53,6 +60,11 @@ def split_refusal(meta: ModelMetadata, precision: str) -> str | None:
 
 
 def _call(fn: Any, device: str, what: str, n: int, **inputs: Any) -> np.ndarray:
+    """Run a signature, its first output; see `_run`."""
+    return np.asarray(next(iter(_run(fn, device, what, n, **inputs).values())), np.float32)
+
+
+def _run(fn: Any, device: str, what: str, n: int, **inputs: Any) -> dict[str, np.ndarray]:
     """Run a signature; TensorFlow's out-of-memory becomes MemoryError (a 503, not a 500)."""
     try:
         with tf.device(device):
@@ -62,7 +74,7 @@ def _call(fn: Any, device: str, what: str, n: int, **inputs: Any) -> np.ndarray:
             f"TensorFlow ran out of memory running {what} on a batch of {n} on {device}: "
             f"{exc.message}"
         ) from exc
-    return np.asarray(next(iter(out.values())).numpy(), dtype=np.float32)
+    return {key: value.numpy() for key, value in out.items()}
 
 
 @dataclass
@@ -104,8 +116,7 @@ class PublishedHead:
     record: HeadRecord
     _saved: Any
     _fn: Any
-    # No out-of-distribution scorer: a version with one is served whole (split_refusal).
-    beyond: None = None
+    beyond: HeadScorer | None = None  # the unknown scorer, when the version has one
 
     @property
     def name(self) -> str:
@@ -133,12 +144,48 @@ class PublishedHead:
 
     def predict(self, features: np.ndarray, mirror_features: np.ndarray | None) -> np.ndarray:
         """Features (and, for a mirror head, the mirror images' features) -> probabilities."""
+        inputs = self._inputs(features, mirror_features)
+        return _call(self._fn, self.device, f"the head of {self.name}", len(features), **inputs)
+
+    def predict_packed(
+        self, features: np.ndarray, mirror_features: np.ndarray | None
+    ) -> np.ndarray:
+        """What the batcher runs: probabilities `[n, classes]`, or `[n, classes + 1]` with
+        the unknown score as the last column when the version has a scorer (the layout
+        of `service.unknown_outputs.packed_predict` for a whole model)."""
+        if self.beyond is None:
+            return self.predict(features, mirror_features)
+        what, inputs = f"the head of {self.name}", self._inputs(features, mirror_features)
+        out = _run(self.beyond.scoring, self.device, what, len(features), **inputs)
+        probs = np.asarray(out[OUTPUT_NAME], np.float32)
+        return np.concatenate([probs, np.asarray(out[UNKNOWN_SCORE_NAME], np.float32)[:, None]], 1)
+
+    def explain(
+        self, pictures: np.ndarray, class_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """As `PublishedModel.explain`, from the version's complete SavedModel (`HeadScorer`);
+        ValueError for a version without a scorer."""
+        if self.beyond is None:
+            raise ValueError(f"{self.name} version {self.version} has no unknown scorer")
+        beyond = self.beyond
+        try:
+            with tf.device(self.device):
+                return beyond.explain(tf.constant(pictures, dtype=tf.uint8), class_index)
+        except tf.errors.ResourceExhaustedError as exc:
+            raise MemoryError(
+                f"TensorFlow ran out of memory explaining a batch of {len(pictures)} on "
+                f"{self.device}: {exc.message}"
+            ) from exc
+
+    def _inputs(
+        self, features: np.ndarray, mirror_features: np.ndarray | None
+    ) -> dict[str, tf.Tensor]:
         inputs = {FEATURES_NAME: tf.constant(features)}
         if self.mirror:
             if mirror_features is None:
                 raise ValueError(f"{self.name} v{self.version} needs the mirror-image features")
             inputs[MIRROR_FEATURES_NAME] = tf.constant(mirror_features)
-        return _call(self._fn, self.device, f"the head of {self.name}", len(features), **inputs)
+        return inputs
 
     @property
     def released(self) -> bool:
@@ -147,6 +194,8 @@ class PublishedHead:
     def release(self) -> None:
         self._fn = None
         self._saved = None
+        if self.beyond is not None:
+            self.beyond.release()
 
 
 def _load(path: Path, device: str) -> Any:
@@ -275,4 +324,7 @@ def load_head(path: Path, runtime: Runtime | None = None) -> PublishedHead:
         raise InvalidModelError(
             f"the head outputs {width} classes but metadata has {len(meta.labels)} labels"
         )
-    return PublishedHead(path, meta, device, precision, signature_def, identity, record, saved, fn)
+    beyond = load_head_scorer(path, saved, meta, fn, device)
+    return PublishedHead(
+        path, meta, device, precision, signature_def, identity, record, saved, fn, beyond
+    )

@@ -236,7 +236,9 @@ class BaseBatcher(DynamicBatcher):
             mirrored = features[[mirror_at[int(r)] for r in rows]] if head.head.mirror else None
             began = time.perf_counter()
             try:
-                probs = head.head.predict(features[rows], mirrored)
+                # Probabilities, plus the unknown score as a last column for a version
+                # with a scorer: the whole-model batcher's layout (`unknown_outputs`).
+                probs = head.head.predict_packed(features[rows], mirrored)
             except Exception as exc:  # fails the requests that asked this head only
                 log.exception(
                     "inference failed for %s version %s", head.head.name, head.labels["version"]

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from modelstore.loader import PublishedModel
 from modelstore.unknown import EXPLAIN_SIGNATURE, PREDICTED_CLASS
 from service.errors import BadRequest, Conflict, InferenceTimeout, Overloaded, Unprocessable
 from service.heatmap_image import overlay_png_b64
@@ -143,8 +142,8 @@ def explain_body(
     """Run the model's explain signature and draw each heatmap (on the explain thread)."""
     requested = np.full((len(pictures),), target, np.int32)
     # An explanation says both why it answered and how familiar the picture looked.
-    if not isinstance(model.model, PublishedModel):  # a head alone has no explain signature
-        raise Conflict(f"{model.name} version {model.version} cannot explain")
+    # A version on a shared base explains from its own complete SavedModel, loaded on its
+    # first explanation (`split_loader.HeadScorer`).
     heatmaps, classes, probs, scores = model.model.explain(pictures, requested)
     explanations = []
     for i, heat in enumerate(heatmaps):

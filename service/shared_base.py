@@ -72,10 +72,11 @@ def warm_up_head(head: PublishedHead, buckets: list[int], progress: LoadProgress
             progress.step("warming", warm_up_step(bucket, index, len(buckets)))
         zeros = np.zeros((bucket, *shape), np.float32)
         try:
-            probs = head.predict(zeros, zeros if head.mirror else None)
+            # What the batcher will run (with the unknown score column, if any).
+            probs = head.predict_packed(zeros, zeros if head.mirror else None)
         except Exception as exc:
             raise InvalidModelError(f"warm-up at batch {bucket} failed: {exc}") from exc
-        _checked(probs, bucket, len(head.labels), "the head")
+        _checked(probs, bucket, len(head.labels) + (head.beyond is not None), "the head")
 
 
 class BaseRegistry:
@@ -217,7 +218,8 @@ class BaseRegistry:
 async def predict_together(
     models: Sequence[ModelVersion], images: dict[int, np.ndarray], timeout_s: float
 ) -> list[np.ndarray]:
-    """Each model's probabilities for `images[model.image_size]`, in order.
+    """Each model's rows for `images[model.image_size]`, in order: probabilities, and the
+    unknown score as a last column for a version with a scorer (`unknown_outputs.unpack`).
 
     Versions on the same shared base go to its batcher as one job naming all their
     heads (one base pass per image); every other version goes to its own batcher.
