@@ -195,3 +195,65 @@ def test_predict_models_bad_lists_are_refused(heads_dir: Path, pictures: list[by
     assert [r["model"] for r in again.json()["results"]] == ["cars"]  # repeats dropped
     assert top.status_code == 200
     assert [len(r["predictions"][0]["classes"]) for r in top.json()["results"]] == [1, 1]
+
+
+@pytest.fixture(scope="module")
+def fitted_scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two versions made by `fit` (each with its unknown scorer), one averaging mirrors."""
+    from tests.training.conftest import fit_tiny
+    from training.demo_data import generate
+
+    work = tmp_path_factory.mktemp("fitted_scored")
+    generate(work / "data", train=12, valid=6, size=SIZE, seed=0)
+    fit_tiny(work / "data", work, name="plain")
+    fit_tiny(work / "data", work, name="mirrored", flip_tta=True)
+    return work / "models"
+
+
+def test_shared_base_unknown_score_equals_whole_model(
+    fitted_scored: Path, pictures: list[bytes]
+) -> None:
+    from modelstore.loader import load_published
+
+    upload = files(*[(f"{i}.png", p) for i, p in enumerate(pictures)])
+    batch = np.stack([load_image(p, SIZE) for p in pictures])
+    with TestClient(create_app(shared_settings(fitted_scored))) as client:
+        listing = {m["name"]: m for m in client.get("/models").json()["models"]}
+        together = client.post("/predict?models=plain,mirrored", files=upload).json()["results"]
+        v1 = client.post(
+            "/v1/models/mirrored:predict",
+            json={"signature_name": "predict_with_unknown", "instances": batch.tolist()},
+        ).json()["predictions"]
+        explained = client.post("/explain?model=mirrored", files=upload)
+    assert listing["plain"]["served"] == listing["mirrored"]["served"] == "shared-base"
+    for name, result in zip(("plain", "mirrored"), together, strict=True):
+        whole = load_published(fitted_scored / name / "1")
+        probs, scores = whole.predict_with_unknown(batch)
+        served = np.array([p["unknown_score"] for p in result["predictions"]])
+        assert np.max(np.abs(served - scores)) <= 1e-5, name
+        assert np.max(np.abs(answers(result) - probs)) <= 1e-5, name
+        flags = [p["unknown"] for p in result["predictions"]]
+        assert flags == [bool(s > whole.beyond.threshold) for s in scores]  # type: ignore[union-attr]
+        if name == "mirrored":
+            assert np.max(np.abs(np.array([r["unknown_score"] for r in v1]) - scores)) <= 1e-5
+            # Explanations load the version's complete SavedModel: same scores again.
+            assert explained.status_code == 200, explained.text
+            got = [e["unknown_score"] for e in explained.json()["explanations"]]
+            assert np.max(np.abs(np.array(got) - scores)) <= 1e-5
+
+
+def test_shared_base_scorer_without_head_signature_is_served_whole(
+    fitted_scored: Path, tmp_path: Path, pictures: list[bytes]
+) -> None:
+    root = tmp_path / "models"
+    old = root / "old" / "1"
+    shutil.copytree(fitted_scored / "plain" / "1", old)
+    meta = json.loads((old / "metadata.json").read_text())
+    del meta["head"]["unknown_signature"]  # exported before heads carried the scorer
+    (old / "metadata.json").write_text(json.dumps(meta))
+    with TestClient(create_app(shared_settings(root))) as client:
+        info = client.get("/models").json()["models"][0]
+        body = client.post("/predict?model=old", content=pictures[0]).json()
+    assert info["served"] == "whole"
+    assert "no unknown-score signature" in info["serving"][0]["whole_reason"]
+    assert isinstance(body["predictions"][0]["unknown_score"], float)  # whole, as before

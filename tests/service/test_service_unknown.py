@@ -92,6 +92,9 @@ def test_models_lists_the_scorer_or_its_absence(app: TestClient) -> None:
     scorer = models["scored"]["unknown_scorer"]
     assert scorer["method"] == "knn-cosine" and isinstance(scorer["threshold"], float)
     assert models["car_truck"]["unknown_scorer"] is None
+    # A scored version whose head carries the scorer runs on a shared base, so every
+    # test in this file answers its unknown fields (and explains) through the split path.
+    assert models["scored"]["served"] == models["alarmed"]["served"] == "shared-base"
 
 
 def test_tfserving_default_signature_keeps_probabilities_only(app: TestClient, png: bytes) -> None:

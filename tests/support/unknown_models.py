@@ -40,8 +40,11 @@ def export_tiny_scored(
         scorer.threshold = threshold
     extra = ExtraSignatures(base, head, size, False, scorer)
     with reserve_version(Path(models_dir), name) as draft:
-        write_savedmodel(classifier, draft.path, size, extra=extra)
-        metadata = new_metadata(draft, labels, size, weights.to_dict(), unknown=scorer.record())
+        # With the split fields, as `fit` records them: the service runs it on a shared base.
+        split = write_savedmodel(classifier, draft.path, size, extra=extra)
+        metadata = new_metadata(
+            draft, labels, size, weights.to_dict(), unknown=scorer.record(), **split
+        )
         metadata.signatures.update(unknown_signature_summary(size, len(labels)))
         write_metadata(draft.path, metadata)
     return draft.final_path
