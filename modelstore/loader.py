@@ -201,6 +201,16 @@ def check_signature(fn: Any, size: int, classes: int) -> dict[str, Any]:
     return _signature_def(inputs, outputs)
 
 
+def int8_problem(path: Path, meta: ModelMetadata) -> str | None:
+    """Why this version cannot run its int8 artifact (None: under int8 it runs it, whole)."""
+    problem = artifact_problem(path, meta)
+    if problem is None and meta.unknown is not None:
+        # The scorer and explain are signatures of the SavedModel; the artifact only
+        # answers probabilities, and one version must not answer from two graphs.
+        problem = "its unknown scorer runs on the SavedModel; the int8 artifact lacks it"
+    return problem
+
+
 def load_published(
     path: Path, runtime: Runtime | None = None, int8_streams: int = DEFAULT_STREAMS
 ) -> PublishedModel:
@@ -217,11 +227,7 @@ def load_published(
     path = resolve_model_path(Path(path))
     meta = read_metadata(path)
     if runtime is not None and runtime.precision.int8:
-        problem = artifact_problem(path, meta)
-        if problem is None and meta.unknown is not None:
-            # The scorer and explain are signatures of the SavedModel; the artifact only
-            # answers probabilities, and one version must not answer from two graphs.
-            problem = "its unknown scorer runs on the SavedModel; the int8 artifact lacks it"
+        problem = int8_problem(path, meta)
         if problem is None:
             signature_def = contract_signature_def(meta.image_size, len(meta.labels))
             try:

@@ -20,7 +20,13 @@ from modelstore.layout import resolve_model_path
 from modelstore.loader import PublishedModel, load_published
 from modelstore.metadata import read_metadata
 from modelstore.runtime import Runtime
-from modelstore.split_loader import LoadedBase, PublishedHead, load_base, load_head, split_refusal
+from modelstore.split_loader import (
+    LoadedBase,
+    PublishedHead,
+    load_base,
+    load_head,
+    runtime_split_refusal,
+)
 
 
 @dataclass
@@ -64,13 +70,12 @@ def load_model_set(
     paths: list[Path], runtime: Runtime | None = None, share_base: bool = True
 ) -> ModelSet:
     """Load `models/NAME` or `models/NAME/N` for each path; split versions share bases."""
-    precision = runtime.precision.effective if runtime is not None else "fp32"
     members: list[PublishedModel | PublishedHead] = []
     bases: dict[str, LoadedBase] = {}
     for path in paths:
         folder = resolve_model_path(Path(path))
         meta = read_metadata(folder)
-        if not share_base or split_refusal(meta, precision) is not None:
+        if not share_base or runtime_split_refusal(folder, meta, runtime) is not None:
             members.append(load_published(folder, runtime))
             continue
         head = load_head(folder, runtime)

@@ -36,6 +36,7 @@ from modelstore.contract import (
     SERVING_SIGNATURE,
 )
 from modelstore.layout import resolve_model_path
+from modelstore.loader import int8_problem
 from modelstore.metadata import InvalidModelError, ModelMetadata, read_metadata
 from modelstore.runtime import Runtime
 from modelstore.unknown import UNKNOWN_SCORE_NAME
@@ -57,6 +58,14 @@ def split_refusal(meta: ModelMetadata, precision: str) -> str | None:
     if precision not in SPLIT_PRECISIONS:
         return f"precision {precision} runs whole models only"
     return None
+
+
+def runtime_split_refusal(path: Path, meta: ModelMetadata, runtime: Runtime | None) -> str | None:
+    """`split_refusal` under this runtime: under int8, a version whose int8 artifact is
+    ready runs that artifact whole (`load_published`), never its fp32 head on a base."""
+    if runtime is not None and runtime.precision.int8 and int8_problem(path, meta) is None:
+        return "it runs its int8 artifact, which is whole"
+    return split_refusal(meta, _runtime(runtime)[1])
 
 
 def _call(fn: Any, device: str, what: str, n: int, **inputs: Any) -> np.ndarray:
@@ -299,7 +308,7 @@ def load_head(path: Path, runtime: Runtime | None = None) -> PublishedHead:
     device, precision = _runtime(runtime)
     path = resolve_model_path(Path(path))
     meta = read_metadata(path)
-    refusal = split_refusal(meta, precision)
+    refusal = runtime_split_refusal(path, meta, runtime)
     if refusal is not None:
         raise InvalidModelError(f"{path} cannot be served as base + head: {refusal}")
     assert meta.base_identity is not None and meta.head is not None  # split_refusal said so

@@ -26,7 +26,13 @@ import numpy as np
 
 from modelstore.metadata import InvalidModelError, read_metadata
 from modelstore.runtime import Runtime
-from modelstore.split_loader import LoadedBase, PublishedHead, load_base, load_head, split_refusal
+from modelstore.split_loader import (
+    LoadedBase,
+    PublishedHead,
+    load_base,
+    load_head,
+    runtime_split_refusal,
+)
 from service.base_batcher import BaseBatcher, HeadQueue
 from service.load_progress import LoadProgress, warm_up_step
 from service.model_version import BatchingConfig, ModelVersion
@@ -112,7 +118,7 @@ class BaseRegistry:
 
         Raises InvalidModelError for a version that is broken either way.
         """
-        refusal = split_refusal(read_metadata(path), self.runtime.precision.effective)
+        refusal = runtime_split_refusal(path, read_metadata(path), self.runtime)
         if refusal is not None:
             return None, refusal
         if progress is not None:
