@@ -164,19 +164,29 @@ def loading_service(
     import uvicorn
 
     from modelstore.loader import PublishedModel
+    from modelstore.split_loader import PublishedHead
     from service.app import create_app
     from service.settings import Settings
 
     export_tiny(tmp_path / "models", "car_truck", LABELS, width=8, head="flatten")
     release = threading.Event()
     original = PublishedModel.predict
+    original_head = PublishedHead.predict_packed
 
     def gated(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
         if len(pictures) == 4:
             release.wait(60)
         return original(self, pictures)
 
+    def gated_head(self: PublishedHead, features: np.ndarray, mirrored: Any) -> np.ndarray:
+        if len(features) == 4:
+            release.wait(60)
+        return original_head(self, features, mirrored)
+
+    # The export has a head/, so by default it warms up as a head on the shared base;
+    # gate both warm-ups so the page sees batch 4 held whichever way it is served.
     monkeypatch.setattr(PublishedModel, "predict", gated)
+    monkeypatch.setattr(PublishedHead, "predict_packed", gated_head)
     settings = Settings(
         models_dir=tmp_path / "models", batch_sizes=[1, 4], max_batch_size=4, poll_interval_s=0
     )

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from bench.support.harness import running_service
 from imaging.decode import load_image
 from modelstore.loader import PublishedModel
+from modelstore.split_loader import LoadedBase
 from service.__main__ import Server
 from service.app import create_app
 from service.drain import Drain
@@ -193,15 +194,19 @@ def test_process_drain_keeps_the_port_open_for_drain_delay_when_idle() -> None:
     assert time.monotonic() - began >= 2.0
 
 
+@pytest.mark.parametrize("share_base", [True, False], ids=["shared-base", "whole"])
 def test_process_shutdown_waits_at_most_graceful_timeout_for_a_stuck_model_call(
-    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch
+    fresh_dir: Path, png: bytes, monkeypatch: pytest.MonkeyPatch, share_base: bool
 ) -> None:
     # Releasing the models at shutdown waits for each batcher thread, but only
     # graceful_timeout_s: a model call that never returns must not hold the exit.
+    # car_truck has a head/: on a shared base the stuck call is the base's, whole it
+    # is the model's; both paths must be bounded.
     stuck = threading.Event()
     entered = threading.Event()
     release = threading.Event()
     real = PublishedModel.predict
+    real_features = LoadedBase.features
 
     def stuck_after_warm_up(self: PublishedModel, pictures: np.ndarray) -> np.ndarray:
         if stuck.is_set():
@@ -209,9 +214,17 @@ def test_process_shutdown_waits_at_most_graceful_timeout_for_a_stuck_model_call(
             release.wait(90)
         return real(self, pictures)
 
+    def stuck_base_after_warm_up(self: LoadedBase, images: np.ndarray) -> np.ndarray:
+        if stuck.is_set():
+            entered.set()
+            release.wait(90)
+        return real_features(self, images)
+
     monkeypatch.setattr(PublishedModel, "predict", stuck_after_warm_up)
+    monkeypatch.setattr(LoadedBase, "features", stuck_base_after_warm_up)
+    settings = make_settings(fresh_dir, graceful_timeout_s=1, share_base=share_base)
     try:
-        with TestClient(create_app(make_settings(fresh_dir, graceful_timeout_s=1))) as client:
+        with TestClient(create_app(settings)) as client:
             batcher = client.app.state.service.repository.get("car_truck").batcher  # type: ignore[attr-defined]
             stuck.set()
             batcher.submit(load_image(png, SIZE)[None])
