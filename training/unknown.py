@@ -189,14 +189,24 @@ class ExtraSignatures(tf.Module):
         self.image_size = image_size
         self.flip_tta = flip_tta
         self.scorer = scorer  # also exported with the head alone (`training.head_export`)
-        self.base, self.head = base, head
-        self.preprocess = VGGPreprocess(name="vgg_preprocess_unknown")
+        # The Keras objects are used, not tracked: a tracked Keras model (or the sub-models
+        # below, which share its layers) is saved through its Keras variable wrappers and
+        # the head's optimizer, beside the tf.Variables the exported module already tracks,
+        # so every base and head weight was stored twice (70 MB instead of 33). Only the
+        # underlying tf.Variables are tracked, once, as `write_savedmodel` tracks them.
+        to_conv, tail = _last_conv_split(base)
+        last_dense = head.get_layer(OUTPUT_NAME)
+        self.base = self._no_dependency(base)
+        self.head = self._no_dependency(head)
+        self.preprocess = self._no_dependency(VGGPreprocess(name="vgg_preprocess_unknown"))
+        self.to_conv = self._no_dependency(to_conv)
+        self.tail = self._no_dependency(tail)
+        self.last_dense = self._no_dependency(last_dense)
+        self.penultimate = self._no_dependency(keras.Model(head.input, last_dense.input))
+        self.weights = [weight.value for weight in [*base.weights, *head.weights]]
         self.bank = tf.Variable(scorer.bank, trainable=False, name="unknown_bank")
         self.threshold = tf.constant(scorer.threshold, tf.float32)
         self.k, self.pooling = scorer.k, scorer.pooling
-        self.to_conv, self.tail = _last_conv_split(base)
-        self.last_dense = head.get_layer(OUTPUT_NAME)
-        self.penultimate = keras.Model(head.input, self.last_dense.input)
 
     def signatures(self) -> dict[str, Any]:
         images_spec = tf.TensorSpec(
