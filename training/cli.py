@@ -114,11 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         return _report(exc, known, args)
 
     import_tensorflow(args.verbose)  # before anything else imports it: quiet unless --verbose
-    if getattr(args, "quiet", False):
-        import keras
+    import keras
 
-        # Keras prints "Downloading data from ..." and its download bar through this switch.
+    # Keras prints "Downloading data from ..." and its download bar through this switch. It
+    # is process-wide: set it both ways, or an earlier `main(... --quiet)` in the same
+    # process (a caller, a test) would silence the download notice of every later command.
+    if getattr(args, "quiet", False):
         keras.config.disable_interactive_logging()
+    else:
+        keras.config.enable_interactive_logging()
     from modelstore.runtime import PrecisionUnavailableError
     from training.features.stream import MissingFeaturesError
     from training.gate import GateFailedError

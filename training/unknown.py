@@ -9,7 +9,8 @@ softmax and its energy, each fitted on the training photos only and scored once
 on other-class photos.
 
 Threshold: the score that flags `FitConfig.unknown_rate` (5 %) of the validation
-photos, which are scored exactly as the export scores them.
+photos, which are scored as the export scores them (to float32 rounding, which
+`calibrated_threshold` leaves room for).
 
 The exported signatures (names in `modelstore.unknown`):
 - `predict_with_unknown`: the classifier's probabilities (the same graph as
@@ -115,11 +116,25 @@ class UnknownScorer:
         )
 
 
+# How far a picture's score may move between fit and export and keep its flag. Fit scores
+# the features the extractor stored; the export recomputes them in another graph, with
+# another batch (the mirror images beside the pictures under flip TTA), where float32
+# convolutions may round differently (oneDNN picks kernels by batch shape and machine).
+# A threshold equal to an observed score (the largest, when the rate flags none of a small
+# validation split) then flagged that very photo once exported (1 of 12 where fit flagged
+# 0). 1e-4 is far above float32 rounding and far below the gaps between scores that matter.
+SCORE_TOLERANCE = 1e-4
+
+
 def calibrated_threshold(scores: np.ndarray, rate: float) -> float:
-    """The smallest observed score that leaves at most `rate` of `scores` above it."""
+    """A threshold that leaves at most `rate` of `scores` above it: past the highest score
+    kept, by `SCORE_TOLERANCE` or half the gap to the next one, whichever is smaller, so
+    the export's recomputed scores flag the same photos."""
     ordered = np.sort(np.asarray(scores, dtype=np.float64))
-    keep = int(np.ceil(len(ordered) * (1.0 - rate)))  # scores at or below the threshold
-    return float(ordered[max(keep, 1) - 1])
+    keep = max(int(np.ceil(len(ordered) * (1.0 - rate))), 1)  # scores at or below it
+    kept = ordered[keep - 1]
+    above = ordered[keep] if keep < len(ordered) else np.inf
+    return float(min(kept + SCORE_TOLERANCE, (kept + above) / 2.0))
 
 
 def fit_unknown_scorer(
@@ -189,14 +204,24 @@ class ExtraSignatures(tf.Module):
         self.image_size = image_size
         self.flip_tta = flip_tta
         self.scorer = scorer  # also exported with the head alone (`training.head_export`)
-        self.base, self.head = base, head
-        self.preprocess = VGGPreprocess(name="vgg_preprocess_unknown")
+        # The Keras objects are used, not tracked: a tracked Keras model (or the sub-models
+        # below, which share its layers) is saved through its Keras variable wrappers and
+        # the head's optimizer, beside the tf.Variables the exported module already tracks,
+        # so every base and head weight was stored twice (70 MB instead of 33). Only the
+        # underlying tf.Variables are tracked, once, as `write_savedmodel` tracks them.
+        to_conv, tail = _last_conv_split(base)
+        last_dense = head.get_layer(OUTPUT_NAME)
+        self.base = self._no_dependency(base)
+        self.head = self._no_dependency(head)
+        self.preprocess = self._no_dependency(VGGPreprocess(name="vgg_preprocess_unknown"))
+        self.to_conv = self._no_dependency(to_conv)
+        self.tail = self._no_dependency(tail)
+        self.last_dense = self._no_dependency(last_dense)
+        self.penultimate = self._no_dependency(keras.Model(head.input, last_dense.input))
+        self.weights = [weight.value for weight in [*base.weights, *head.weights]]
         self.bank = tf.Variable(scorer.bank, trainable=False, name="unknown_bank")
         self.threshold = tf.constant(scorer.threshold, tf.float32)
         self.k, self.pooling = scorer.k, scorer.pooling
-        self.to_conv, self.tail = _last_conv_split(base)
-        self.last_dense = head.get_layer(OUTPUT_NAME)
-        self.penultimate = keras.Model(head.input, self.last_dense.input)
 
     def signatures(self) -> dict[str, Any]:
         images_spec = tf.TensorSpec(
