@@ -73,8 +73,14 @@ def ranked_classes(
     ]
 
 
-def check_scores(model: ModelVersion, rows: Any) -> np.ndarray:
-    """Validate client-sent scores for `decode_predictions` (width, numbers, finite)."""
+def check_scores(
+    model: ModelVersion, rows: Any, check_count: Callable[[int, str], None] | None = None
+) -> np.ndarray:
+    """Validate client-sent scores for `decode_predictions` (width, numbers, finite).
+
+    `check_count` (the per-request limit, 413) runs once the rows are known to be lists
+    of numbers: a malformed body is a 422 whatever its length, as the OpenAPI schema says.
+    """
     if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
         raise Unprocessable("'predictions' must be a non-empty list of lists of scores")
     width = len(model.labels)
@@ -85,6 +91,8 @@ def check_scores(model: ModelVersion, rows: Any) -> np.ndarray:
             )
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in row):
             raise Unprocessable(f"predictions[{i}] must hold numbers only")
+    if check_count is not None:
+        check_count(len(rows), "rows of predictions")
     try:
         scores = np.asarray(rows, dtype=np.float64)
     except OverflowError as exc:  # a JSON integer too large for a float
@@ -129,7 +137,4 @@ def parse_scores(
     """
     if not isinstance(document, dict) or "predictions" not in document:
         raise BadRequest('the JSON body must look like {"predictions": [[score, ...], ...]}')
-    rows = document["predictions"]
-    if isinstance(rows, list):
-        check_count(len(rows), "rows of predictions")
-    return check_scores(model, rows)
+    return check_scores(model, document["predictions"], check_count)

@@ -27,7 +27,7 @@ import orjson
 
 from modelstore.contract import BYTES_INPUT_NAME, INPUT_NAME, OUTPUT_NAME
 from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME
-from service.errors import BadRequest, Unprocessable
+from service.errors import BadRequest, Conflict, Unprocessable
 from service.json_body import parse_json
 from service.model_version import ModelVersion
 from service.predictor import ImageInput
@@ -247,8 +247,8 @@ def infer_response(
         arrays[TOP_SCORES] = (np.take_along_axis(probabilities, order, axis=1), "FP32")
     wanted = request.outputs or {name: request.binary_default for name in arrays}
     missing = [name for name in wanted if name not in arrays]
-    if missing:
-        raise BadRequest(
+    if missing:  # a valid request this version cannot answer, like explain without its signature
+        raise Conflict(
             f"{model.name} version {model.version} has no unknown scorer: it cannot answer "
             f"{', '.join(missing)}"
         )

@@ -25,7 +25,7 @@ import numpy as np
 
 from modelstore.contract import INPUT_NAMES, OUTPUT_NAME, SERVING_SIGNATURE, SIGNATURES
 from modelstore.unknown import UNKNOWN_FLAG_NAME, UNKNOWN_SCORE_NAME, UNKNOWN_SIGNATURE
-from service.errors import BadRequest, Unprocessable
+from service.errors import BadRequest, Conflict, Unprocessable
 from service.load_progress import LoadState
 from service.model_version import ModelVersion
 from service.predictor import ImageInput, Prediction
@@ -107,7 +107,7 @@ def predict_body(request: PredictRequest, result: Prediction) -> dict[str, Any]:
         return {"outputs": rows} if request.columnar else {"predictions": rows}
     flagged = flags(result.model.model, result.unknown_scores)
     if result.unknown_scores is None or flagged is None:
-        raise BadRequest(
+        raise Conflict(
             f"{result.model.name} version {result.model.version} has no unknown scorer, so no "
             f"signature {UNKNOWN_SIGNATURE!r}; fit a new version to get one"
         )

@@ -100,6 +100,8 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     **ERRORS,
+    # an `unknown_score`/`unknown` output asked of a version without the unknown scorer
+    409: ERRORS[400],
 }
 
 

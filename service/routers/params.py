@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from fastapi import Path, Request
 from pydantic import BeforeValidator
 
-from modelstore.layout import parse_version
+from modelstore.layout import MAX_VERSION_DIGITS, parse_version
 from service.errors import BadRequest
 
 
@@ -35,8 +36,14 @@ def one_value_per_parameter(request: Request) -> None:
 # The examples name the model every fresh install can answer with after `training fit`
 # (tests/service/test_service_openapi.py sends each one to the live app).
 ModelName = Annotated[str, Path(description="model name", examples=["car_truck"])]
+# The bounds go on the int, ahead of the BeforeValidator: given to Path(ge=...) after it,
+# pydantic cannot tell they apply to an int and the schema says `ge: 1` instead of
+# `minimum: 1`, so clients (and schemathesis) send 0 and -322. The maximum is the
+# largest number parse_version reads (MAX_VERSION_DIGITS digits).
 Version = Annotated[
     int,
+    Ge(1),
+    Le(10**MAX_VERSION_DIGITS - 1),
     BeforeValidator(_strict_version),
-    Path(ge=1, description="model version (a positive integer)", examples=[1]),
+    Path(description="model version (a positive integer)", examples=[1]),
 ]

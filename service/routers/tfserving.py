@@ -28,14 +28,20 @@ async def _predict(
     return predict_body(parsed, result)
 
 
-@router.post("/{name}:predict", responses=ERRORS, openapi_extra=TFSERVING_PREDICT_BODY)
+# 409: `predict_with_unknown` asked of a version exported without the unknown scorer.
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, 409: ERRORS[400]}
+
+
+@router.post("/{name}:predict", responses=PREDICT_RESPONSES, openapi_extra=TFSERVING_PREDICT_BODY)
 async def predict(request: Request, predictor: PredictorDep, name: ModelName) -> Any:
     """`{"instances": [{"b64": "..."}]}` -> `{"predictions": [[p, ...], ...]}`."""
     return await _predict(request, predictor, name, None)
 
 
 @router.post(
-    "/{name}/versions/{version}:predict", responses=ERRORS, openapi_extra=TFSERVING_PREDICT_BODY
+    "/{name}/versions/{version}:predict",
+    responses=PREDICT_RESPONSES,
+    openapi_extra=TFSERVING_PREDICT_BODY,
 )
 async def predict_version(
     request: Request, predictor: PredictorDep, name: ModelName, version: Version

@@ -327,6 +327,13 @@ def test_error_too_many_score_rows_is_413(client: TestClient) -> None:
     assert_error(client.post("/decode_predictions", json={"predictions": rows}), 413, "5 rows")
 
 
+def test_error_too_many_malformed_score_rows_is_422_not_413(client: TestClient) -> None:
+    # The body breaks the documented schema (rows of numbers): a 422 whatever its length,
+    # so a schema-violating request is never answered as merely too large.
+    rows = [[[0.5], 0.5]] * 5
+    assert_error(client.post("/decode_predictions", json={"predictions": rows}), 422, "numbers")
+
+
 def test_error_non_ascii_digit_version_is_400(client: TestClient) -> None:
     assert_error(client.get("/v1/models/car_truck/versions/%C2%B2"), 400, "version", "integer")
 

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
+from modelstore.layout import MAX_VERSION_DIGITS
 from service.openapi_bodies import EXAMPLE_PNG_B64
 
 
@@ -38,7 +39,9 @@ def test_openapi_version_parameters_are_required_positive_integers(spec: dict[st
                 assert param["in"] == "path" and "{version}" in path, where
                 assert param["required"] is True, where
                 assert param["schema"]["type"] == "integer", where
+                # parse_version reads 1 to 18 digits, no leading zero: exactly this range.
                 assert param["schema"]["minimum"] == 1, where
+                assert param["schema"]["maximum"] == 10**MAX_VERSION_DIGITS - 1, where
                 seen += 1
     assert seen >= 6  # per version: v1 status, metadata, predict; v2 metadata, ready, infer
 

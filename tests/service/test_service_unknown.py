@@ -121,7 +121,7 @@ def test_tfserving_unknown_signature_row_and_columnar(app: TestClient, png: byte
         "/v1/models/car_truck:predict",
         json={"signature_name": sig, "instances": [{"b64": b64(png)}]},
     )
-    assert old.status_code == 400 and "no unknown scorer" in old.json()["error"]
+    assert old.status_code == 409 and "no unknown scorer" in old.json()["error"]
 
 
 def test_oip_infer_answers_unknown_outputs(app: TestClient, png: bytes) -> None:
@@ -142,7 +142,7 @@ def test_oip_infer_answers_unknown_outputs(app: TestClient, png: bytes) -> None:
     }
     assert old == {"probabilities"}
     asked = {**request, "outputs": [{"name": "unknown_score"}]}
-    assert app.post("/v2/models/car_truck/infer", json=asked).status_code == 400
+    assert app.post("/v2/models/car_truck/infer", json=asked).status_code == 409
     meta = {o["name"] for o in app.get("/v2/models/scored").json()["outputs"]}
     assert {"unknown_score", "unknown"} <= meta
 
